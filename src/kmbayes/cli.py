@@ -1,0 +1,152 @@
+"""Command line: ``kmbayes reconstruct | fit | report | run``.
+
+The CLI mirrors the pipeline. Each subcommand imports its heavy dependencies
+only when it runs, so ``kmbayes reconstruct`` never loads PyMC, ArviZ,
+lifelines or pandas and starts in a fraction of a second.
+
+Bad input (:class:`~kmbayes.errors.InputError`) is reported as one line on
+stderr naming the field, with exit code 2 and no output written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import FitFailedError, InputError
+
+EXIT_INPUT = 2
+EXIT_FIT_FAILED = 3
+
+
+def _cmd_reconstruct(args: argparse.Namespace) -> int:
+    from .reconstruct import run_reconstruct
+
+    if args.replicates < 1:
+        raise InputError("--replicates", f"must be >= 1, got {args.replicates}")
+    text = run_reconstruct(
+        args.trial, args.out, seed=args.seed, replicates=args.replicates, engine=args.engine
+    )
+    if not args.quiet:
+        print(text)
+    return 0
+
+
+def _cmd_fit(args: argparse.Namespace) -> int:
+    from .pipeline import fit_command
+
+    return fit_command(args)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .pipeline import report_command
+
+    return report_command(args)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .pipeline import run_command
+
+    return run_command(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for ``--help`` tests and docs)."""
+    p = argparse.ArgumentParser(
+        prog="kmbayes",
+        description="Bayesian reanalysis of a survival trial from its published numbers.",
+    )
+    from . import __version__
+
+    p.add_argument("--version", action="version", version=f"kmbayes {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    r = sub.add_parser(
+        "reconstruct",
+        help="published numbers (trial TOML) -> patient-level data (CSV)",
+        description=(
+            "Reconstruct patient-level data (time,event,arm) from a trial file. "
+            "Uses the curve engine when every arm has a digitized curve and an "
+            "at-risk table, else the summary engine. Prints, and writes next to "
+            "the CSV, a table of every published statistic against the same "
+            "statistic recomputed from the output; the held-out HR and p come last."
+        ),
+    )
+    r.add_argument("trial", type=Path, help="trial file (TOML)")
+    r.add_argument("--out", type=Path, required=True, help="output CSV")
+    r.add_argument("--seed", type=int, default=20170, help="random seed (default 20170)")
+    r.add_argument(
+        "--replicates",
+        type=int,
+        default=1,
+        help="write K plausible reconstructions with a replicate column (default 1: none)",
+    )
+    r.add_argument(
+        "--engine", choices=["auto", "summary", "curve"], default="auto", help="force an engine"
+    )
+    r.add_argument("-q", "--quiet", action="store_true", help="do not print the check table")
+    r.set_defaults(func=_cmd_reconstruct)
+
+    f = sub.add_parser(
+        "fit",
+        help="fit model x prior pairs from a run spec",
+        description="Fit the model x prior grid of a run spec (configs/*.toml) to reconstructed data.",
+    )
+    f.add_argument("--config", type=Path, default=None, help="run spec (default configs/clocc.toml)")
+    f.add_argument("--data", type=Path, default=None, help="IPD CSV (default: from the config)")
+    f.add_argument("--models", default=None, help="comma-separated model ids (default: config)")
+    f.add_argument("--priors", default=None, help="comma-separated prior ids (default: config)")
+    f.add_argument("--output", type=Path, default=None, help="root for models/ and reports/")
+    f.add_argument("--fast", action="store_true", help="few draws (smoke tests, notebooks)")
+    f.add_argument("--force", action="store_true", help="refit even if a cached fit matches")
+    f.add_argument("--pool-replicates", action="store_true", help="also fit every reconstruction replicate and pool the draws")
+    f.set_defaults(func=_cmd_fit)
+
+    rep = sub.add_parser(
+        "report",
+        help="figures and reports/reanalysis.md from fitted models",
+        description="Draw the figures and write reports/reanalysis.md from existing fits.",
+    )
+    rep.add_argument("--config", type=Path, default=None, help="run spec (default configs/clocc.toml)")
+    rep.add_argument("--output", type=Path, default=None, help="root holding models/ and reports/")
+    rep.set_defaults(func=_cmd_report)
+
+    run = sub.add_parser(
+        "run",
+        help="the whole reanalysis: reconstruct -> fit -> diagnostics -> figures -> report",
+        description=(
+            "Run the full reanalysis. With no arguments: CLOCC (configs/clocc.toml). "
+            "With --trial FILE: any trial file, with the default model x prior grid."
+        ),
+    )
+    run.add_argument("--config", type=Path, default=None, help="run spec (default configs/clocc.toml)")
+    run.add_argument("--trial", type=Path, default=None, help="trial file; overrides the config's")
+    run.add_argument("--output", type=Path, default=None, help="write everything under DIR")
+    run.add_argument("--fast", action="store_true", help="few draws (smoke tests)")
+    run.add_argument("--force", action="store_true", help="refit even if cached fits match")
+    run.add_argument("--seed", type=int, default=None, help="override the config's seed")
+    run.set_defaults(func=_cmd_run)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``kmbayes`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except InputError as ex:
+        print(f"kmbayes: error: {ex}", file=sys.stderr)
+        return EXIT_INPUT
+    except FitFailedError as ex:
+        print(f"kmbayes: fit failed: {ex}", file=sys.stderr)
+        return EXIT_FIT_FAILED
+    except KeyboardInterrupt:
+        print("kmbayes: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

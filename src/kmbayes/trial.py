@@ -1,0 +1,430 @@
+"""The trial file: what a publication reports, as TOML.
+
+This module is the contract other tools write to. It parses and validates a
+trial file and returns a frozen :class:`Trial`. Every problem raises
+:class:`~kmbayes.errors.InputError` naming the offending field, so the CLI can
+print one line and exit with code 2.
+
+Layout (times in ``trial.time_unit``)::
+
+    [trial]
+    name = "CLOCC (EORTC 40004)"
+    endpoint = "overall survival"          # optional
+    time_unit = "months"
+    reference_arm = "systemic"             # HRs are <other arm> vs this arm
+    citation = "..."                       # optional
+
+    [followup]                             # optional
+    median = 116.4                         # reverse Kaplan-Meier, all arms
+    max = 150.0                            # optional: longest follow-up (assumption)
+    accrual = 60.0                         # optional: accrual duration (assumption)
+
+    [arms.combined]
+    label = "..."                          # optional
+    n = 60
+    events = 39
+    median = { estimate = 45.6, lower = 30.3, upper = 67.8 }   # bounds optional
+    survival = [ { time = 36, estimate = 0.569, lower = 0.433, upper = 0.685 } ]
+    at_risk = [ { time = 0, n = 60 }, { time = 12, n = 52 } ]   # optional
+    curve = "curve.csv"                    # optional: digitized time,survival
+
+    [reported]                             # optional; NEVER used to reconstruct
+    hazard_ratio = { estimate = 0.58, lower = 0.38, upper = 0.88 }
+    p_value = 0.01
+
+Survival CIs are read as 95% log-log (Kalbfleisch-Prentice) Greenwood
+intervals and median CIs as Brookmeyer-Crowley intervals built on them.
+
+References
+----------
+Guyot P, Ades AE, Ouwens MJ, Welton NJ. Enhanced secondary analysis of
+survival data: reconstructing the data from published Kaplan-Meier survival
+curves. BMC Med Res Methodol. 2012;12:9.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError
+
+ARM_ID = re.compile(r"^[A-Za-z0-9_]+$")
+# Rounded published values: a landmark estimate may sit this far on the "wrong"
+# side of 0.5 relative to the median before we call the two inconsistent.
+_ROUNDING = 0.006
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with optional 95% bounds."""
+
+    estimate: float
+    lower: float | None = None
+    upper: float | None = None
+
+
+@dataclass(frozen=True)
+class Landmark:
+    """Kaplan-Meier survival at a landmark time, with optional 95% CI."""
+
+    time: float
+    estimate: float
+    lower: float | None = None
+    upper: float | None = None
+
+
+@dataclass(frozen=True)
+class AtRisk:
+    """Number at risk at a time (from a figure's at-risk table)."""
+
+    time: float
+    n: int
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm's published summaries."""
+
+    id: str
+    n: int
+    events: int
+    label: str = ""
+    median: Interval | None = None
+    survival: tuple[Landmark, ...] = ()
+    at_risk: tuple[AtRisk, ...] = ()
+    curve: tuple[np.ndarray, np.ndarray] | None = field(default=None, compare=False)
+    curve_path: str | None = None
+
+    @property
+    def name(self) -> str:
+        """Label for display (falls back to the id)."""
+        return self.label or self.id
+
+
+@dataclass(frozen=True)
+class Trial:
+    """A parsed, validated trial file."""
+
+    name: str
+    time_unit: str
+    reference_arm: str
+    arms: dict[str, Arm]
+    endpoint: str = "survival"
+    citation: str = ""
+    followup_median: float | None = None
+    followup_max: float | None = None
+    accrual: float | None = None
+    reported_hr: Interval | None = None
+    reported_p: float | None = None
+    path: Path | None = None
+
+    @property
+    def arm_ids(self) -> list[str]:
+        """Arm ids, reference arm first."""
+        return [self.reference_arm] + [a for a in self.arms if a != self.reference_arm]
+
+    @property
+    def treatment_arm(self) -> str:
+        """The (first) non-reference arm: HRs are this arm vs the reference."""
+        return self.arm_ids[1]
+
+    @property
+    def has_curves(self) -> bool:
+        return all(a.curve is not None and a.at_risk for a in self.arms.values())
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _type_name(v: Any) -> str:
+    return {str: "string", bool: "boolean", list: "array", dict: "table"}.get(type(v), type(v).__name__)
+
+
+def _num(v: Any, fld: str, *, lo: float | None = None, hi: float | None = None) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise InputError(fld, f"expected a number, got {_type_name(v)} {v!r}")
+    x = float(v)
+    if not math.isfinite(x):
+        raise InputError(fld, f"must be finite, got {v!r}")
+    if lo is not None and x < lo:
+        raise InputError(fld, f"must be >= {lo:g}, got {v!r}")
+    if hi is not None and x > hi:
+        raise InputError(fld, f"must be <= {hi:g}, got {v!r}")
+    return x
+
+
+def _int(v: Any, fld: str, *, lo: int = 0) -> int:
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise InputError(fld, f"expected an integer, got {_type_name(v)} {v!r}")
+    if v < lo:
+        raise InputError(fld, f"must be >= {lo}, got {v}")
+    return v
+
+
+def _str(v: Any, fld: str) -> str:
+    if not isinstance(v, str):
+        raise InputError(fld, f"expected a string, got {_type_name(v)} {v!r}")
+    return v
+
+
+def _table(v: Any, fld: str) -> dict:
+    if not isinstance(v, dict):
+        raise InputError(fld, f"expected a table, got {_type_name(v)}")
+    return v
+
+
+def _require(tbl: dict, key: str, fld: str) -> Any:
+    if key not in tbl:
+        raise InputError(f"{fld}.{key}" if fld else key, "missing (required)")
+    return tbl[key]
+
+
+def _bounds(est: float, tbl: dict, fld: str, *, lo: float, hi: float | None) -> tuple:
+    lower = _num(tbl["lower"], f"{fld}.lower", lo=lo, hi=hi) if "lower" in tbl else None
+    upper = _num(tbl["upper"], f"{fld}.upper", lo=lo, hi=hi) if "upper" in tbl else None
+    if lower is not None and lower > est:
+        raise InputError(f"{fld}.lower", f"CI lower bound {lower:g} exceeds the estimate {est:g}")
+    if upper is not None and upper < est:
+        raise InputError(f"{fld}.upper", f"CI upper bound {upper:g} is below the estimate {est:g}")
+    return lower, upper
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _parse_interval(v: Any, fld: str, *, lo: float = 0.0, hi: float | None = None) -> Interval:
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        v = {"estimate": v}
+    tbl = _table(v, fld)
+    est = _num(_require(tbl, "estimate", fld), f"{fld}.estimate", lo=lo, hi=hi)
+    lower, upper = _bounds(est, tbl, fld, lo=lo, hi=hi)
+    return Interval(est, lower, upper)
+
+
+def _parse_survival(v: Any, fld: str) -> tuple[Landmark, ...]:
+    if not isinstance(v, list):
+        raise InputError(fld, f"expected an array of tables, got {_type_name(v)}")
+    out = []
+    for i, item in enumerate(v):
+        f = f"{fld}[{i}]"
+        tbl = _table(item, f)
+        t = _num(_require(tbl, "time", f), f"{f}.time", lo=0.0)
+        est = _num(_require(tbl, "estimate", f), f"{f}.estimate", lo=0.0, hi=1.0)
+        lower, upper = _bounds(est, tbl, f, lo=0.0, hi=1.0)
+        out.append(Landmark(t, est, lower, upper))
+    out.sort(key=lambda lm: lm.time)
+    for a, b in zip(out, out[1:]):
+        if a.time == b.time and a.estimate != b.estimate:
+            raise InputError(fld, f"two different estimates at time {a.time:g}")
+        if b.estimate > a.estimate:
+            raise InputError(
+                fld,
+                f"survival rises with time ({a.estimate:g} at {a.time:g}, {b.estimate:g} at {b.time:g})",
+            )
+    return tuple(out)
+
+
+def _parse_at_risk(v: Any, fld: str, n: int) -> tuple[AtRisk, ...]:
+    if not isinstance(v, list):
+        raise InputError(fld, f"expected an array of tables, got {_type_name(v)}")
+    out = []
+    for i, item in enumerate(v):
+        f = f"{fld}[{i}]"
+        tbl = _table(item, f)
+        t = _num(_require(tbl, "time", f), f"{f}.time", lo=0.0)
+        k = _int(_require(tbl, "n", f), f"{f}.n", lo=0)
+        out.append(AtRisk(t, k))
+    out.sort(key=lambda a: a.time)
+    for i, (a, b) in enumerate(zip(out, out[1:])):
+        if a.time == b.time:
+            raise InputError(f"{fld}[{i + 1}].time", f"duplicate at-risk time {a.time:g}")
+        if b.n > a.n:
+            raise InputError(f"{fld}[{i + 1}].n", f"numbers at risk rise ({a.n} then {b.n})")
+    if out and out[0].n > n:
+        raise InputError(f"{fld}[0].n", f"{out[0].n} at risk exceeds the arm's n = {n}")
+    if out and out[0].time == 0 and out[0].n != n:
+        raise InputError(f"{fld}[0].n", f"at risk at time 0 is {out[0].n}, but n = {n}")
+    return tuple(out)
+
+
+def read_curve(path: Path, fld: str) -> tuple[np.ndarray, np.ndarray]:
+    """Read digitized points: two numeric columns, time and survival.
+
+    A header row is optional (``time,survival`` or e.g. ``T,S``). Survival given
+    in percent (max above 1.5) is divided by 100. Clicks may be noisy and
+    non-monotone; the curve engine deals with that, this only checks numbers.
+    """
+    if not path.is_file():
+        raise InputError(fld, f"curve file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (UnicodeDecodeError, OSError) as ex:
+        raise InputError(fld, f"cannot read curve file {path.name}: {ex.__class__.__name__}") from None
+    rows = [r for r in (line.strip() for line in text.splitlines()) if r]
+    ts, ss = [], []
+    for i, row in enumerate(rows):
+        parts = [p.strip().strip('"') for p in re.split(r"[,;\t ]+", row) if p.strip()]
+        if len(parts) < 2:
+            raise InputError(fld, f"{path.name} line {i + 1}: expected two columns")
+        try:
+            t, s = float(parts[0]), float(parts[1])
+        except ValueError:
+            if i == 0:
+                continue  # header
+            raise InputError(fld, f"{path.name} line {i + 1}: not a number: {row!r}") from None
+        if not (math.isfinite(t) and math.isfinite(s)):
+            raise InputError(fld, f"{path.name} line {i + 1}: non-finite value")
+        ts.append(t)
+        ss.append(s)
+    if len(ts) < 2:
+        raise InputError(fld, f"{path.name}: fewer than two points")
+    t_arr, s_arr = np.asarray(ts), np.asarray(ss)
+    if s_arr.max() > 1.5:
+        s_arr = s_arr / 100.0
+    if t_arr.min() < -1e-9 * max(1.0, t_arr.max()) - 1e-6:
+        raise InputError(fld, f"{path.name}: negative time {t_arr.min():g}")
+    if s_arr.min() < -0.05 or s_arr.max() > 1.05:
+        raise InputError(fld, f"{path.name}: survival outside [0, 1]")
+    return np.clip(t_arr, 0, None), np.clip(s_arr, 0.0, 1.0)
+
+
+def _parse_arm(arm_id: str, v: Any, base: Path | None) -> Arm:
+    fld = f"arms.{arm_id}"
+    if not ARM_ID.match(arm_id):
+        raise InputError(fld, "arm id must use letters, digits and underscore only")
+    tbl = _table(v, fld)
+    n = _int(_require(tbl, "n", fld), f"{fld}.n", lo=1)
+    events = _int(_require(tbl, "events", fld), f"{fld}.events", lo=0)
+    if events > n:
+        raise InputError(f"{fld}.events", f"{events} events exceed n = {n}")
+    label = _str(tbl.get("label", ""), f"{fld}.label")
+    median = _parse_interval(tbl["median"], f"{fld}.median") if "median" in tbl else None
+    survival = _parse_survival(tbl.get("survival", []), f"{fld}.survival")
+    at_risk = _parse_at_risk(tbl.get("at_risk", []), f"{fld}.at_risk", n)
+    curve = None
+    curve_path = None
+    if "curve" in tbl:
+        curve_path = _str(tbl["curve"], f"{fld}.curve")
+        p = Path(curve_path)
+        if not p.is_absolute() and base is not None:
+            p = base / p
+        curve = read_curve(p, f"{fld}.curve")
+    if median is not None:
+        for lm in survival:
+            if lm.time < median.estimate and lm.estimate < 0.5 - _ROUNDING:
+                raise InputError(
+                    f"{fld}.median",
+                    f"median {median.estimate:g} is inconsistent with S({lm.time:g}) = {lm.estimate:g}",
+                )
+            if lm.time > median.estimate and lm.estimate > 0.5 + _ROUNDING:
+                raise InputError(
+                    f"{fld}.median",
+                    f"median {median.estimate:g} is inconsistent with S({lm.time:g}) = {lm.estimate:g}",
+                )
+    if survival and events == 0 and survival[-1].estimate < 1.0:
+        raise InputError(f"{fld}.events", "0 events but survival falls below 1")
+    return Arm(
+        id=arm_id,
+        n=n,
+        events=events,
+        label=label,
+        median=median,
+        survival=survival,
+        at_risk=at_risk,
+        curve=curve,
+        curve_path=curve_path,
+    )
+
+
+def parse_trial(doc: dict, base: Path | None = None, path: Path | None = None) -> Trial:
+    """Validate a parsed TOML document and return a :class:`Trial`."""
+    trial_t = _table(_require(doc, "trial", ""), "trial")
+    name = _str(_require(trial_t, "name", "trial"), "trial.name")
+    time_unit = _str(_require(trial_t, "time_unit", "trial"), "trial.time_unit")
+    reference = _str(_require(trial_t, "reference_arm", "trial"), "trial.reference_arm")
+    endpoint = _str(trial_t.get("endpoint", "survival"), "trial.endpoint")
+    citation = _str(trial_t.get("citation", ""), "trial.citation")
+
+    arms_t = _table(_require(doc, "arms", ""), "arms")
+    if len(arms_t) < 2:
+        raise InputError("arms", f"need at least two arms, found {len(arms_t)}")
+    arms = {k: _parse_arm(k, v, base) for k, v in arms_t.items()}
+    if reference not in arms:
+        raise InputError(
+            "trial.reference_arm", f"{reference!r} is not an arm (arms: {', '.join(arms)})"
+        )
+    if len(arms) > 2:
+        raise InputError("arms", f"exactly two arms are supported, found {len(arms)}")
+
+    fu_med = fu_max = accrual = None
+    if "followup" in doc:
+        fu = _table(doc["followup"], "followup")
+        if "median" in fu:
+            fu_med = _num(fu["median"], "followup.median", lo=0.0)
+        if "max" in fu:
+            fu_max = _num(fu["max"], "followup.max", lo=0.0)
+        if "accrual" in fu:
+            accrual = _num(fu["accrual"], "followup.accrual", lo=0.0)
+        if fu_med is not None and fu_max is not None and fu_max < fu_med:
+            raise InputError("followup.max", f"{fu_max:g} is below the median follow-up {fu_med:g}")
+
+    hr = p = None
+    if "reported" in doc:
+        rep = _table(doc["reported"], "reported")
+        if "hazard_ratio" in rep:
+            hr = _parse_interval(rep["hazard_ratio"], "reported.hazard_ratio", lo=1e-12)
+        if "p_value" in rep:
+            p = _num(rep["p_value"], "reported.p_value", lo=0.0, hi=1.0)
+
+    return Trial(
+        name=name,
+        time_unit=time_unit,
+        reference_arm=reference,
+        arms=arms,
+        endpoint=endpoint,
+        citation=citation,
+        followup_median=fu_med,
+        followup_max=fu_max,
+        accrual=accrual,
+        reported_hr=hr,
+        reported_p=p,
+        path=path,
+    )
+
+
+def load_trial(path: str | Path) -> Trial:
+    """Read and validate a trial file.
+
+    Raises
+    ------
+    InputError
+        If the file is missing, empty, binary, not TOML, or inconsistent.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError("file", f"trial file not found: {path}")
+    if not path.is_file():
+        raise InputError("file", f"not a regular file: {path}")
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise InputError("file", f"trial file is empty: {path}")
+    if b"\x00" in raw:
+        raise InputError("file", f"trial file is binary, not TOML: {path}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError("file", f"trial file is not UTF-8 text: {path}") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as ex:
+        raise InputError("file", f"invalid TOML in {path.name}: {ex}") from None
+    return parse_trial(doc, base=path.parent, path=path)
