@@ -111,12 +111,11 @@ def run_reconstruct(trial_path: Path, out: Path, *, seed: int = 20170, replicate
 
     Returns the printed check table.
     """
-    from .check import check_rows, format_check, rows_to_csv
-
     out = Path(out)
     if out.exists() and out.is_dir():
         raise InputError("--out", f"is a directory: {out}")
     trial = load_trial(trial_path)
+    from .check import check_rows, format_check, rows_to_csv
     rec = reconstruct(trial, seed=seed, replicates=replicates, engine=engine)
     rows = check_rows(trial, rec.replicates)
     write_many_atomic(
