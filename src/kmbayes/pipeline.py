@@ -1,0 +1,331 @@
+"""The whole reanalysis: reconstruct -> fit -> diagnostics -> figures -> report.
+
+``kmbayes run`` (what ``make run`` calls), ``kmbayes fit`` and ``kmbayes report``
+are thin wrappers over the functions here, so a notebook can run any step.
+Paths in a run spec are resolved against the repository root, so the commands
+work from any working directory; ``--output DIR`` moves every output under DIR.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import FitFailedError, InputError
+from .io import write_text_atomic
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CONFIG = REPO_ROOT / "configs" / "clocc.toml"
+RESULTS_START = "<!-- results:start -->"
+RESULTS_END = "<!-- results:end -->"
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def resolve_config(path: Path | None) -> Path:
+    """The run spec to use: ``path`` (relative to the cwd) or the CLOCC default."""
+    p = Path(path) if path is not None else DEFAULT_CONFIG
+    if not p.is_file():
+        raise InputError("--config", f"run spec not found: {p}")
+    return p.resolve()
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a run writes: ``root/data/processed``, ``root/models``, ``root/reports``."""
+
+    root: Path
+
+    @property
+    def processed(self) -> Path:
+        return self.root / "data" / "processed"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def figures(self) -> Path:
+        return self.reports / "figures"
+
+    def ipd(self, stem: str) -> Path:
+        return self.processed / f"{stem}_ipd.csv"
+
+    def replicates(self, stem: str) -> Path:
+        return self.processed / f"{stem}_ipd_replicates.csv"
+
+
+def layout_for(output: Path | None) -> Layout:
+    return Layout((Path(output) if output is not None else REPO_ROOT).resolve())
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def reconstruct_step(trial_path: Path, layout: Layout, *, seed: int, replicates: int) -> tuple[Path, Path, Path]:
+    """Reconstruct once with ``replicates`` replicates; write the point IPD (replicate 1) and all replicates."""
+    from .io import write_many_atomic
+    from .reconstruct import check_path, reconstruct
+    from .reconstruct.check import check_rows, format_check, rows_to_csv
+    from .trial import load_trial
+
+    trial = load_trial(trial_path)
+    stem = trial_path.stem
+    rec = reconstruct(trial, seed=seed, replicates=max(1, replicates))
+    point = type(rec)(trial=trial, engine=rec.engine, replicates=rec.replicates[:1], seed=seed)
+    ipd, reps = layout.ipd(stem), layout.replicates(stem)
+    rows = check_rows(trial, rec.replicates[:1])
+    rows_k = check_rows(trial, rec.replicates)
+    write_many_atomic(
+        {
+            ipd: point.csv_text(with_replicate=False),
+            check_path(ipd): rows_to_csv(rows),
+            reps: rec.csv_text(with_replicate=True),
+            check_path(reps): rows_to_csv(rows_k),
+        }
+    )
+    _say(format_check(trial, rows_k, engine=rec.engine, replicates=len(rec.replicates)))
+    return ipd, reps, check_path(ipd)
+
+
+def _progress(done: int, total: int, label: str, secs: float, ok: bool | None, cached: bool = False) -> None:
+    state = "cached" if cached else ("ok" if ok else "FAILED GATE" if ok is False else "")
+    _say(f"  [{done:>2}/{total}] {label:<34} {secs:6.1f} s  {state}")
+
+
+def fit_step(spec, ipd: Path, replicates: Path | None, layout: Layout, *, fast: bool, force: bool, pool: bool | None):
+    """Fit the model x prior grid; returns the grid result (fits, results, diagnostics)."""
+    from .fitting import fit_grid
+
+    return fit_grid(
+        spec,
+        ipd,
+        layout.root,
+        fast=fast,
+        force=force,
+        pool_replicates=replicates if pool is not False else None,
+        progress=_progress,
+    )
+
+
+def figures_step(grid, ipd: Path, trial, layout: Layout) -> list[Path]:
+    from .data import read_ipd
+    from .figures import draw_all
+
+    return draw_all(grid, read_ipd(ipd, trial), trial, layout.figures)
+
+
+def report_step(grid, spec, trial, check_csv: Path | None, layout: Layout, *, seed: int) -> tuple[Path, str]:
+    """Write ``reports/reanalysis.md``; return its path and the plain-language summary."""
+    import pandas as pd
+
+    from .report import plain_summary, write_report
+
+    results = pd.read_csv(layout.reports / "results.csv")
+    diag = pd.read_csv(layout.reports / "diagnostics.csv")
+    extra = {}
+    tp = layout.reports / "tipping_point.csv"
+    if tp.exists():
+        extra["Tipping point"] = _tipping_text(pd.read_csv(tp))
+    pooled = results[results.quantity.str.startswith("pooled_")] if "quantity" in results else results.iloc[:0]
+    if not pooled.empty:
+        extra["Reconstruction uncertainty"] = _pooled_text(pooled)
+    text = write_report(
+        layout.reports / "reanalysis.md",
+        trial=trial,
+        results=results[~results.quantity.str.startswith("pooled_")],
+        diagnostics=diag,
+        check_csv=check_csv,
+        figures_dir=layout.figures,
+        milestones=list(spec.milestones),
+        horizons=list(spec.rmst_horizons),
+        repro=reproducibility(spec, seed),
+        extra_sections=extra,
+    )
+    write_text_atomic(layout.reports / "reanalysis.md", text)
+    return layout.reports / "reanalysis.md", plain_summary(results, diag, trial)
+
+
+def _tipping_text(tp) -> str:
+    from .report import _md_table
+
+    rows = [[str(v) if not isinstance(v, float) else f"{v:.4g}" for v in r] for r in tp.itertuples(index=False)]
+    return (
+        "How sceptical must a sceptical prior N(0, σ²) be before P(HR < 1) falls below 0.95? "
+        "Smaller σ is more sceptical.\n\n" + _md_table(list(tp.columns), rows)
+    )
+
+
+def _pooled_text(pooled) -> str:
+    from .report import _md_table
+
+    rows = [[r.model, r.prior, r.quantity, "" if r.estimate != r.estimate else f"{r.estimate:.3g}",
+             "" if r.lower != r.lower else f"{r.lower:.3g}", "" if r.upper != r.upper else f"{r.upper:.3g}"]
+            for r in pooled.itertuples(index=False)]
+    return (
+        "Each reconstruction replicate was fitted with the same compiled model and the draws were mixed. "
+        "The table gives the pooled estimates and the ratio of pooled to single-reconstruction interval widths.\n\n"
+        + _md_table(["Model", "Prior", "Quantity", "Estimate", "Lower", "Upper"], rows)
+    )
+
+
+def reproducibility(spec, seed: int) -> dict:
+    """Versions, seed and commit for the report's reproducibility block."""
+    from .fitting import environment_info
+
+    info = dict(environment_info())
+    info["seed"] = seed
+    info["config"] = str(getattr(spec, "path", ""))
+    return info
+
+
+def update_readme_results(results_csv: Path, readme: Path = REPO_ROOT / "README.md") -> bool:
+    """Replace the README's headline table with one generated from ``results.csv``."""
+    import pandas as pd
+
+    from .report import MODEL_NAMES, PRIOR_ORDER, _ci, _get, _md_table, _pct
+
+    if not readme.exists():
+        return False
+    text = readme.read_text(encoding="utf-8")
+    if RESULTS_START not in text or RESULTS_END not in text:
+        return False
+    res = pd.read_csv(results_csv)
+    rows = []
+    for model in ("weibull_ph", "piecewise_ph", "piecewise_tv"):
+        for prior in PRIOR_ORDER:
+            hr = _get(res, model, prior, "hr")
+            p = _get(res, model, prior, "p_hr_lt_1")
+            d = _get(res, model, prior, "rmst_diff_96")
+            if hr is None:
+                continue
+            rows.append([MODEL_NAMES.get(model, model), prior, _ci(hr.estimate, hr.lower, hr.upper),
+                         _pct(p.estimate) if p is not None else "",
+                         _ci(d.estimate, d.lower, d.upper, 1) if d is not None else ""])
+    table = _md_table(["Model", "Prior", "HR (95% CrI)", "P(HR < 1)", "ΔRMST to 96 months (95% CrI)"], rows)
+    head, _, rest = text.partition(RESULTS_START)
+    _, _, tail = rest.partition(RESULTS_END)
+    new = f"{head}{RESULTS_START}\n{table}\n{RESULTS_END}{tail}"
+    if new != text:
+        write_text_atomic(readme, new)
+    return True
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _load_spec(args):
+    from .fitting import load_spec
+
+    spec = load_spec(resolve_config(getattr(args, "config", None)))
+    return spec
+
+
+def _trial_path(spec, args) -> Path:
+    p = getattr(args, "trial", None)
+    if p is not None:
+        p = Path(p)
+        if not p.exists():
+            raise InputError("--trial", f"trial file not found: {p}")
+        return p.resolve()
+    return Path(spec.trial).resolve()
+
+
+def run_command(args) -> int:
+    """``kmbayes run``: the full reanalysis, with a line per step and a summary."""
+    from .trial import load_trial
+
+    t0 = time.time()
+    spec = _load_spec(args)
+    trial_path = _trial_path(spec, args)
+    trial = load_trial(trial_path)  # validate before writing anything
+    if getattr(args, "trial", None) is not None:
+        from .fitting import adapt_spec_to_trial
+
+        spec = adapt_spec_to_trial(spec, trial)
+    seed = args.seed if args.seed is not None else spec.seed
+    layout = layout_for(args.output)
+    _say(f"kmbayes run: {trial.name} ({trial.endpoint}); outputs under {layout.root}")
+
+    _say(f"[1/4] reconstruct: {trial_path.name} -> {layout.processed}")
+    ipd, reps, check_csv = reconstruct_step(trial_path, layout, seed=seed, replicates=spec.replicates)
+
+    _say(f"[2/4] fit: {len(spec.models)} models x {len(spec.priors)} priors")
+    grid = fit_step(spec, ipd, reps, layout, fast=args.fast, force=args.force, pool=None)
+
+    _say(f"[3/4] figures -> {layout.figures}")
+    figs = figures_step(grid, ipd, trial, layout)
+    _say(f"  wrote {len(figs)} files")
+
+    _say(f"[4/4] report -> {layout.reports / 'reanalysis.md'}")
+    report, summary = report_step(grid, spec, trial, check_csv, layout, seed=seed)
+    if layout.root == REPO_ROOT.resolve() and trial_path == Path(spec.trial).resolve():
+        update_readme_results(layout.reports / "results.csv")
+
+    _say("")
+    _say(summary)
+    _say(f"(done in {time.time() - t0:.0f} s; report: {report})")
+    failed = [k for k, f in grid.fits.items() if not f.gate_passed]
+    if failed:
+        raise FitFailedError(
+            f"{len(failed)} fit(s) failed the diagnostic gate: "
+            + ", ".join(f"{m}/{p}" for m, p in failed)
+            + " (flagged in results, diagnostics and the report)"
+        )
+    return 0
+
+
+def fit_command(args) -> int:
+    """``kmbayes fit --config SPEC``: fit the spec's grid (or a subset) to the IPD."""
+    spec = _load_spec(args)
+    if args.models or args.priors:
+        from .fitting import subset_spec
+
+        spec = subset_spec(
+            spec,
+            models=args.models.split(",") if args.models else None,
+            priors=args.priors.split(",") if args.priors else None,
+        )
+    layout = layout_for(args.output)
+    stem = Path(spec.trial).stem
+    ipd = Path(args.data).resolve() if args.data else layout.ipd(stem)
+    if not ipd.exists():
+        raise InputError("--data", f"IPD not found: {ipd} (run `kmbayes reconstruct` or `kmbayes run` first)")
+    reps = layout.replicates(stem)
+    pool = True if args.pool_replicates else None
+    _say(f"kmbayes fit: {len(spec.models)} models x {len(spec.priors)} priors on {ipd.name}")
+    grid = fit_step(spec, ipd, reps if reps.exists() and (pool or spec.pool_replicates) else None,
+                    layout, fast=args.fast, force=args.force, pool=pool)
+    _say(f"wrote {layout.reports / 'results.csv'} and {layout.reports / 'diagnostics.csv'}")
+    failed = [k for k, f in grid.fits.items() if not f.gate_passed]
+    if failed:
+        raise FitFailedError(", ".join(f"{m}/{p}" for m, p in failed) + " failed the diagnostic gate")
+    return 0
+
+
+def report_command(args) -> int:
+    """``kmbayes report``: figures and report from existing fits."""
+    from .fitting import load_grid
+    from .reconstruct import check_path
+    from .trial import load_trial
+
+    spec = _load_spec(args)
+    layout = layout_for(args.output)
+    trial_path = Path(spec.trial).resolve()
+    trial = load_trial(trial_path)
+    ipd = layout.ipd(trial_path.stem)
+    if not (layout.reports / "results.csv").exists():
+        raise InputError("--output", f"no fits under {layout.root} (run `kmbayes fit` first)")
+    grid = load_grid(layout.root, spec)
+    figs = figures_step(grid, ipd, trial, layout)
+    report, summary = report_step(grid, spec, trial, check_path(ipd), layout, seed=spec.seed)
+    _say(f"wrote {len(figs)} figure files and {report}")
+    _say(summary)
+    return 0
