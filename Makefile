@@ -14,7 +14,6 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test]"
-	$(PY) -m ipykernel install --user --name kmbayes --display-name "kmbayes (.venv)" >/dev/null 2>&1 || true
 	touch $(STAMP)
 
 run: setup

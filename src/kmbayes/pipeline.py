@@ -8,6 +8,7 @@ work from any working directory; ``--output DIR`` moves every output under DIR.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "clocc.toml"
 RESULTS_START = "<!-- results:start -->"
 RESULTS_END = "<!-- results:end -->"
+
+
+def fast_profile() -> bool:
+    """True when ``KMBAYES_FAST`` is set: notebooks and smoke tests use few draws."""
+    return os.environ.get("KMBAYES_FAST", "") not in ("", "0")
 
 
 def _say(msg: str) -> None:

@@ -78,6 +78,28 @@ def _get(res: pd.DataFrame, model: str, prior: str, quantity: str) -> pd.Series 
     return None if sel.empty else sel.iloc[0]
 
 
+def published_table(trial: Trial) -> pd.DataFrame:
+    """The trial file's published numbers, one row per statistic (for display)."""
+    rows = []
+    for a in trial.arms.values():
+        rows.append((a.name, "patients", a.n, None, None))
+        rows.append((a.name, "events", a.events, None, None))
+        for lm in a.survival:
+            rows.append((a.name, f"S({lm.time:g} {trial.time_unit})", lm.estimate, lm.lower, lm.upper))
+        if a.median is not None:
+            rows.append((a.name, f"median ({trial.time_unit})", a.median.estimate, a.median.lower, a.median.upper))
+        for ar in a.at_risk:
+            rows.append((a.name, f"at risk at {ar.time:g}", ar.n, None, None))
+    if trial.followup_median is not None:
+        rows.append(("all", f"median follow-up ({trial.time_unit})", trial.followup_median, None, None))
+    if trial.reported_hr is not None:
+        h = trial.reported_hr
+        rows.append(("held out", "hazard ratio", h.estimate, h.lower, h.upper))
+    if trial.reported_p is not None:
+        rows.append(("held out", "p-value", trial.reported_p, None, None))
+    return pd.DataFrame(rows, columns=["arm", "statistic", "published", "lower", "upper"])
+
+
 def results_table(res: pd.DataFrame, trial: Trial, milestones: list[float], horizons: list[float]) -> str:
     """HR, P(HR<1), P(HR<0.8), milestone and RMST differences per model x prior."""
     unit = trial.time_unit
