@@ -14,7 +14,7 @@ from kmbayes.data import read_ipd
 from kmbayes.figures import plot_hr_over_time, plot_posterior_survival, plot_rmst_difference
 from kmbayes.fitting import load_grid, load_spec
 from kmbayes.pipeline import DEFAULT_CONFIG, REPO_ROOT
-from kmbayes.report import benefit_timing, interval_hr_table, results_table
+from kmbayes.report import benefit_timing, interval_frame, interval_hr_table, results_table
 from kmbayes.trial import load_trial
 
 spec = load_spec(DEFAULT_CONFIG)
@@ -29,9 +29,10 @@ ipd = read_ipd(REPO_ROOT / "data" / "processed" / "clocc_os_ipd.csv", trial)
 # on the mean log HR.
 
 # %%
-print(interval_hr_table(grid.results, trial))
+intervals = interval_frame(grid.fits)
+print(interval_hr_table(intervals, trial))
 for prior in spec.priors:
-    print(f"{prior:>13}: {benefit_timing(grid.results, prior, trial).statement}")
+    print(f"{prior:>13}: {benefit_timing(intervals, prior, trial).statement}")
 
 # %% [markdown]
 # ## Figure 5: HR over time against the constant-HR fits

@@ -98,7 +98,7 @@ def reconstruct_step(trial_path: Path, layout: Layout, *, seed: int, replicates:
         }
     )
     _say(format_check(trial, rows_k, engine=rec.engine, replicates=len(rec.replicates)))
-    return ipd, reps, check_path(ipd)
+    return ipd, reps, check_path(reps)
 
 
 def _progress(done: int, total: int, label: str, secs: float, ok: bool | None, cached: bool = False) -> None:
@@ -132,10 +132,12 @@ def report_step(grid, spec, trial, check_csv: Path | None, layout: Layout, *, se
     """Write ``reports/reanalysis.md``; return its path and the plain-language summary."""
     import pandas as pd
 
-    from .report import plain_summary, write_report
+    from .report import interval_frame, plain_summary, write_report
 
     results = pd.read_csv(layout.reports / "results.csv")
     diag = pd.read_csv(layout.reports / "diagnostics.csv")
+    intervals = interval_frame(grid.fits)
+    write_text_atomic(layout.reports / "hr_intervals.csv", intervals.to_csv(index=False, float_format="%.6g"))
     extra = {}
     tp = layout.reports / "tipping_point.csv"
     if tp.exists():
@@ -148,6 +150,7 @@ def report_step(grid, spec, trial, check_csv: Path | None, layout: Layout, *, se
         trial=trial,
         results=results[~results.quantity.str.startswith("pooled_")],
         diagnostics=diag,
+        intervals=intervals,
         check_csv=check_csv,
         figures_dir=layout.figures,
         milestones=list(spec.milestones),
@@ -156,7 +159,7 @@ def report_step(grid, spec, trial, check_csv: Path | None, layout: Layout, *, se
         extra_sections=extra,
     )
     write_text_atomic(layout.reports / "reanalysis.md", text)
-    return layout.reports / "reanalysis.md", plain_summary(results, diag, trial)
+    return layout.reports / "reanalysis.md", plain_summary(results, diag, trial, intervals)
 
 
 def _tipping_text(tp) -> str:
@@ -331,7 +334,9 @@ def report_command(args) -> int:
         raise InputError("--output", f"no fits under {layout.root} (run `kmbayes fit` first)")
     grid = load_grid(layout.root, spec)
     figs = figures_step(grid, ipd, trial, layout)
-    report, summary = report_step(grid, spec, trial, check_path(ipd), layout, seed=spec.seed)
+    reps_check = check_path(layout.replicates(trial_path.stem))
+    report, summary = report_step(grid, spec, trial, reps_check if reps_check.exists() else check_path(ipd), layout,
+                                  seed=spec.seed)
     _say(f"wrote {len(figs)} figure files and {report}")
     _say(summary)
     return 0

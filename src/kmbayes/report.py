@@ -125,24 +125,48 @@ def results_table(res: pd.DataFrame, trial: Trial, milestones: list[float], hori
     return _md_table(header, rows)
 
 
-def interval_hr_table(res: pd.DataFrame, trial: Trial) -> str:
-    """Per-interval HRs of the time-varying model, one column per prior."""
-    tv = res[(res.model == "piecewise_tv") & res.quantity.str.match(r"^hr_[0-9.]+_([0-9.]+|inf)$")]
-    if tv.empty:
-        return "_No time-varying fit in this run._"
-    priors = [p for p in PRIOR_ORDER if p in set(tv.prior)] + sorted(set(tv.prior) - set(PRIOR_ORDER))
-    qs = list(dict.fromkeys(tv.quantity))
-    qs.sort(key=lambda q: float(q.split("_")[1]))
+def interval_frame(fits: dict, model: str = "piecewise_tv") -> pd.DataFrame:
+    """Per-interval HR of the time-varying model: median, 95% CrI and P(HR < 1).
+
+    One row per prior x interval, computed from the posterior draws
+    (``reports/hr_intervals.csv``).
+    """
+    import numpy as np
+
+    from .estimands import interval_hr_draws
+
     rows = []
-    for q in qs:
-        a, b = q.split("_")[1:3]
-        label = f"{a}–{b} {trial.time_unit}" if b != "inf" else f"> {a} {trial.time_unit}"
-        row = [label]
+    for (m, prior), fit in fits.items():
+        if m != model:
+            continue
+        t, e = np.asarray(fit.data.time), np.asarray(fit.data.event)
+        for label, d in interval_hr_draws(fit).items():
+            a, b = (float(x) for x in label.split("_")[1:3])
+            lo, med, hi = np.quantile(d, [0.025, 0.5, 0.975])
+            deaths = int(((t > a) & (t <= b) & (e == 1)).sum())
+            rows.append(dict(prior=prior, interval=label, start=a, end=b, events=deaths,
+                             estimate=med, lower=lo, upper=hi, p_hr_lt_1=float((d < 1).mean())))
+    return pd.DataFrame(rows, columns=["prior", "interval", "start", "end", "events", "estimate", "lower", "upper",
+                                       "p_hr_lt_1"])
+
+
+def _interval_label(start: float, end: float, unit: str) -> str:
+    return f"> {start:g} {unit}" if math.isinf(end) else f"{start:g}–{end:g} {unit}"
+
+
+def interval_hr_table(intervals: pd.DataFrame, trial: Trial) -> str:
+    """Per-interval HRs of the time-varying model, one column per prior."""
+    if intervals is None or intervals.empty:
+        return "_No time-varying fit in this run._"
+    priors = [p for p in PRIOR_ORDER if p in set(intervals.prior)] + sorted(set(intervals.prior) - set(PRIOR_ORDER))
+    rows = []
+    for (start, end), grp in intervals.groupby(["start", "end"], sort=True):
+        row = [_interval_label(start, end, trial.time_unit), f"{int(grp.events.iloc[0])}" if "events" in grp else ""]
         for p in priors:
-            r = _get(tv, "piecewise_tv", p, q)
-            row.append(_ci(r.estimate, r.lower, r.upper) if r is not None else "")
+            r = grp[grp.prior == p]
+            row.append("" if r.empty else f"{_ci(r.estimate.iloc[0], r.lower.iloc[0], r.upper.iloc[0])}; P(HR<1) {_pct(r.p_hr_lt_1.iloc[0])}")
         rows.append(row)
-    return _md_table(["Interval"] + [f"HR, {p} prior" for p in priors], rows)
+    return _md_table(["Interval", "Deaths"] + [f"{p} prior" for p in priors], rows)
 
 
 def diagnostics_table(diag: pd.DataFrame) -> str:
@@ -171,39 +195,49 @@ def check_table(check_csv: Path) -> str:
 class Timing:
     """When the benefit appears, read off the time-varying model."""
 
-    onset: float | None  # start of the first interval from which HR medians stay below 1
+    onset: float | None  # start of the first interval from which the benefit is clear
     statement: str
 
 
-def benefit_timing(res: pd.DataFrame, prior: str, trial: Trial, threshold: float = 0.85) -> Timing:
+def benefit_timing(intervals: pd.DataFrame | None, prior: str, trial: Trial, clear: float = 0.9,
+                   min_events: int = 10) -> Timing:
     """Describe when the benefit appears from the per-interval HRs.
 
     The onset is the start of the earliest interval from which every later
-    interval's posterior median HR is below ``threshold`` while every earlier
-    one is at or above it. If no such split exists the HR is called roughly
-    constant (or unclear).
+    interval has posterior P(HR < 1) >= ``clear``. Intervals with fewer than
+    ``min_events`` deaths (typically the open last one) are too thin to judge
+    and are left out. If the onset is the first interval, the benefit is
+    present throughout; if no interval qualifies, no period shows a clear
+    benefit.
     """
-    tv = res[(res.model == "piecewise_tv") & (res.prior == prior) & res.quantity.str.match(r"^hr_[0-9.]+_([0-9.]+|inf)$")]
+    if intervals is None or intervals.empty:
+        return Timing(None, "")
+    tv = intervals[intervals.prior == prior].sort_values("start")
+    if "events" in tv:
+        tv = tv[tv.events >= min_events]
     if tv.empty:
         return Timing(None, "")
-    tv = tv.assign(start=tv.quantity.str.split("_").str[1].astype(float)).sort_values("start")
-    med = tv.estimate.to_numpy()
+    p = tv.p_hr_lt_1.to_numpy()
     starts = tv.start.to_numpy()
-    below = med < threshold
     unit = trial.time_unit
-    for k in range(len(med)):
-        if below[k:].all() and not below[:k].any():
-            if k == 0:
-                return Timing(0.0, "the time-varying model shows a benefit from the start of follow-up")
-            t = starts[k]
-            when = f"{t:g} {unit}"
-            if unit.lower().startswith("month") and t % 12 == 0:
-                when = f"year {int(t // 12)} ({t:g} months)"
-            return Timing(float(t), f"the benefit appears after {when}; before that the arms' hazards are similar")
-    return Timing(None, "the time-varying model shows no clear change of the HR over time")
+    k = len(p)
+    while k > 0 and p[k - 1] >= clear:
+        k -= 1
+    if k == len(p):
+        return Timing(None, f"no period shows a clear benefit (P(HR < 1) >= {clear:.0%} in the last intervals)")
+    if k == 0:
+        return Timing(0.0, f"the benefit is present throughout follow-up (P(HR < 1) >= {clear:.0%} in every interval)")
+    t = float(starts[k])
+    when = f"{t:g} {unit}"
+    if unit.lower().startswith("month") and t % 12 == 0:
+        when = f"year {int(t // 12)}"
+    early = f"{_pct(p[:k].min())}–{_pct(p[:k].max())}" if k > 1 else _pct(p[0])
+    return Timing(t, f"the benefit appears after {when} (P(HR < 1) per interval {early} before, "
+                     f">= {clear:.0%} from {t:g} {unit} on)")
 
 
-def plain_summary(res: pd.DataFrame, diag: pd.DataFrame | None, trial: Trial) -> str:
+def plain_summary(res: pd.DataFrame, diag: pd.DataFrame | None, trial: Trial,
+                  intervals: pd.DataFrame | None = None) -> str:
     """A short plain-language summary of the headline result.
 
     Example: "Under a sceptical prior, the probability that local treatment
@@ -222,7 +256,7 @@ def plain_summary(res: pd.DataFrame, diag: pd.DataFrame | None, trial: Trial) ->
         f"compared with {ref.lower()} is {_pct(p.estimate)} (HR {_ci(hr.estimate, hr.lower, hr.upper)}, "
         f"{MODEL_NAMES.get(model, model)} model)"
     )
-    timing = benefit_timing(res, prior, trial)
+    timing = benefit_timing(intervals, prior, trial)
     s += f"; {timing.statement}." if timing.statement else "."
     if diag is not None and "gate_passed" in diag and not diag.gate_passed.astype(str).str.lower().isin(["true", "1"]).all():
         bad = diag[~diag.gate_passed.astype(str).str.lower().isin(["true", "1"])]
@@ -230,7 +264,7 @@ def plain_summary(res: pd.DataFrame, diag: pd.DataFrame | None, trial: Trial) ->
     return s
 
 
-def conclusion(res: pd.DataFrame, trial: Trial) -> str:
+def conclusion(res: pd.DataFrame, trial: Trial, intervals: pd.DataFrame | None = None) -> str:
     """What the data can and cannot support, in plain language, from the numbers."""
     treat = trial.arms[trial.treatment_arm].name
     n = sum(a.n for a in trial.arms.values())
@@ -257,9 +291,13 @@ def conclusion(res: pd.DataFrame, trial: Trial) -> str:
             f"- The probability of a clinically important effect (HR < 0.7) under the sceptical prior is "
             f"{_pct(r07.estimate)}: a benefit is likely, its size is uncertain."
         )
-    timing = benefit_timing(res, "reference", trial)
+    timing = benefit_timing(intervals, "reference", trial)
     if timing.statement:
-        lines.append(f"- Under the reference prior, {timing.statement}. The per-interval HRs rest on few events each, so their intervals are wide.")
+        lines.append(
+            f"- Under the reference prior, {timing.statement}. Proportional hazards is doubtful, so the single HR "
+            "averages a small early and a larger late effect; the milestone and RMST differences do not assume it. "
+            "Each interval rests on few events, so the per-interval HRs are imprecise."
+        )
     lines.append(
         f"- The analysis rests on {n} patients and {ev} events reconstructed from published summaries, not on "
         "the trial's patient-level data; the reconstruction reproduces every published number (check table), "
@@ -279,6 +317,7 @@ def write_report(
     trial: Trial,
     results: pd.DataFrame,
     diagnostics: pd.DataFrame,
+    intervals: pd.DataFrame | None,
     check_csv: Path | None,
     figures_dir: Path,
     milestones: list[float],
@@ -316,7 +355,7 @@ def write_report(
         "",
         "## Summary",
         "",
-        plain_summary(results, diagnostics, trial),
+        plain_summary(results, diagnostics, trial, intervals),
         "",
         "## What was done",
         "",
@@ -345,7 +384,7 @@ def write_report(
         "",
         "### HR over time (piecewise, time-varying)",
         "",
-        interval_hr_table(results, trial),
+        interval_hr_table(intervals, trial),
         "",
     ]
     for title, body in (extra_sections or {}).items():
@@ -365,7 +404,7 @@ def write_report(
         "",
         "## Conclusion: what the data can and cannot support",
         "",
-        conclusion(results, trial),
+        conclusion(results, trial, intervals),
         "",
         "## Reproducibility",
         "",
