@@ -1,0 +1,175 @@
+"""Convergence diagnostics and the gate every fit must pass.
+
+Per fit: rank-normalised split R-hat, bulk and tail effective sample sizes
+(Vehtari et al. 2021), the number of divergent transitions, the energy
+Bayesian fraction of missing information (E-BFMI; Betancourt 2016) and PSIS-LOO
+with its Pareto k diagnostics (Vehtari, Gelman & Gabry 2017). Across models,
+``az.compare`` ranks them by expected log predictive density.
+
+The gate: R-hat <= 1.01, bulk and tail ESS >= 400, no divergences (Vehtari
+et al. 2021 recommend R-hat < 1.01 and ESS > 400 for 4 chains; with 2 chains
+the same totals are required). E-BFMI < 0.3 and Pareto k > 0.7 are reported as
+warnings, not gate failures: they concern efficiency and LOO reliability, not
+whether the posterior summaries can be trusted.
+
+References
+----------
+Vehtari A, Gelman A, Simpson D, Carpenter B, Buerkner P-C. Rank-normalization,
+folding, and localization: an improved R-hat for assessing convergence of
+MCMC. Bayesian Anal. 2021;16(2):667-718.
+Vehtari A, Gelman A, Gabry J. Practical Bayesian model evaluation using
+leave-one-out cross-validation and WAIC. Stat Comput. 2017;27:1413-1432.
+Betancourt M. Diagnosing suboptimal cotangent disintegrations in Hamiltonian
+Monte Carlo. arXiv:1604.00695; 2016.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+COLUMNS = [
+    "model",
+    "prior",
+    "rhat_max",
+    "ess_bulk_min",
+    "ess_tail_min",
+    "divergences",
+    "bfmi_min",
+    "pareto_k_max",
+    "elpd_loo",
+    "p_loo",
+    "sampler",
+    "attempts",
+    "gate_passed",
+]
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Thresholds of the diagnostic gate (config ``[gate]``)."""
+
+    rhat_max: float = 1.01
+    ess_min: float = 400.0
+    divergences_max: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _sampled_vars(idata) -> list[str]:
+    # Deterministics are functions of the sampled variables; checking them too
+    # is harmless and catches e.g. a badly mixing exp(log_hr) tail.
+    return list(idata.posterior.data_vars)
+
+
+def compute(idata, *, loo: bool = True) -> dict:
+    """Diagnostics of one fit as a flat dict (JSON-friendly floats/ints).
+
+    Keys: ``rhat_max``, ``ess_bulk_min``, ``ess_tail_min``, ``divergences``,
+    ``bfmi_min``, ``pareto_k_max``, ``n_pareto_k_gt_0.7``, ``elpd_loo``,
+    ``se_elpd_loo``, ``p_loo``, ``draws``, ``chains``, ``worst_rhat_var``.
+    """
+    import arviz as az
+
+    names = _sampled_vars(idata)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rhat = az.rhat(idata, var_names=names, method="rank")
+        ess_b = az.ess(idata, var_names=names, method="bulk")
+        ess_t = az.ess(idata, var_names=names, method="tail")
+
+    def _ext(ds, fn):
+        vals = {k: float(fn(np.asarray(v.values))) for k, v in ds.data_vars.items()}
+        vals = {k: v for k, v in vals.items() if math.isfinite(v)}
+        return vals
+
+    r = _ext(rhat, np.nanmax)
+    eb = _ext(ess_b, np.nanmin)
+    et = _ext(ess_t, np.nanmin)
+    ss = idata.sample_stats
+    div = int(np.asarray(ss["diverging"].values).sum()) if "diverging" in ss else 0
+    try:
+        bfmi = float(np.min(az.bfmi(idata)))
+    except Exception:  # no energy in sample_stats
+        bfmi = math.nan
+    out = {
+        "rhat_max": max(r.values()) if r else math.nan,
+        "worst_rhat_var": max(r, key=r.get) if r else "",
+        "ess_bulk_min": min(eb.values()) if eb else math.nan,
+        "ess_tail_min": min(et.values()) if et else math.nan,
+        "divergences": div,
+        "bfmi_min": bfmi,
+        "chains": int(idata.posterior.sizes["chain"]),
+        "draws": int(idata.posterior.sizes["draw"]),
+    }
+    out.update(loo_summary(idata) if loo else {})
+    return out
+
+
+def loo_summary(idata) -> dict:
+    """PSIS-LOO: elpd, its SE, p_loo, max Pareto k and how many k > 0.7."""
+    import arviz as az
+
+    if "log_likelihood" not in idata.groups():
+        return {"elpd_loo": math.nan, "se_elpd_loo": math.nan, "p_loo": math.nan,
+                "pareto_k_max": math.nan, "n_pareto_k_gt_0.7": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = az.loo(idata, pointwise=True)
+    k = np.asarray(res.pareto_k)
+    return {
+        "elpd_loo": float(res.elpd_loo),
+        "se_elpd_loo": float(res.se),
+        "p_loo": float(res.p_loo),
+        "pareto_k_max": float(np.max(k)),
+        "n_pareto_k_gt_0.7": int(np.sum(k > 0.7)),
+    }
+
+
+def gate_failures(diag: dict, gate: Gate = Gate()) -> list[str]:
+    """Reasons a fit fails the gate (empty list: passed). NaN counts as failing."""
+    out = []
+    r = diag.get("rhat_max", math.nan)
+    if not r <= gate.rhat_max:
+        out.append(f"R-hat {r:.3f} > {gate.rhat_max} ({diag.get('worst_rhat_var', '')})")
+    for k, lab in (("ess_bulk_min", "bulk ESS"), ("ess_tail_min", "tail ESS")):
+        v = diag.get(k, math.nan)
+        if not v >= gate.ess_min:
+            out.append(f"{lab} {v:.0f} < {gate.ess_min:g}")
+    d = diag.get("divergences", 0)
+    if d > gate.divergences_max:
+        out.append(f"{d} divergent transitions")
+    return out
+
+
+def warnings_of(diag: dict) -> list[str]:
+    """Non-gating concerns: low E-BFMI, high Pareto k."""
+    out = []
+    b = diag.get("bfmi_min", math.nan)
+    if math.isfinite(b) and b < 0.3:
+        out.append(f"E-BFMI {b:.2f} < 0.3")
+    n = diag.get("n_pareto_k_gt_0.7", 0)
+    if n:
+        out.append(f"{n} Pareto k > 0.7 (LOO unreliable for those patients)")
+    return out
+
+
+def passes(diag: dict, gate: Gate = Gate()) -> bool:
+    return not gate_failures(diag, gate)
+
+
+def compare(idatas: dict[str, object]):
+    """``az.compare`` (LOO, stacking weights) of fits of the same data.
+
+    ``idatas`` maps model id -> InferenceData with a ``log_likelihood`` group.
+    Returns the ArviZ comparison DataFrame (index = model).
+    """
+    import arviz as az
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return az.compare(idatas, ic="loo")

@@ -1,0 +1,663 @@
+"""Curve engine: patient-level data from a digitized Kaplan-Meier curve.
+
+Input per arm: the clicked points of the published curve, the numbers-at-risk
+table printed under the figure, ``n`` and (when reported) the total number of
+events. Output: one ``(time, event)`` pair of arrays per arm and replicate.
+
+The algorithm follows Guyot et al. (2012) in spirit (work interval by interval
+of the at-risk table; convert drops of the curve into event counts using the
+reconstructed risk set), with these changes:
+
+* **Cleaning.** Survival in percent is rescaled and the curve anchored at
+  ``(0, 1)``. Clicks that come in order along the curve (the usual way of
+  digitizing) are forced monotone in both time and survival along that order
+  by pool-adjacent-violators; otherwise they are sorted by time and survival
+  is made non-increasing. Only the first click of each new level (a drop) is
+  kept; when the last click on the old level is close, the two are the
+  corners of one vertical edge and the drop is timed at their mean.
+* **Exact at-risk numbers.** For each interval the number of censorings is
+  found by bisection so that ``events + censorings`` equals the drop in the
+  at-risk table, and the remainder is made exact, so the reconstructed
+  numbers at risk match the table at every table time.
+* **Steps near a table time.** A step read just across a table time is moved
+  to the other side when the level fit of both neighbouring intervals gains
+  more than the implied time error costs (both in units of reading error).
+* **Where censorings fall.** Intervals are first solved with censorings
+  evenly spread (Guyot); then the size of each step, which tells the number
+  at risk, is weighed against that solution and the cumulative censorings
+  implied become the interval's censoring shape.
+* **Intervals are fitted relative to their own start**, so an error in one
+  interval does not leak into the next.
+* **Exact total events.** After the table, the reported total decides how
+  early the censorings come (a one-parameter spread, by bisection); then one
+  rounding threshold shared by all intervals is tuned; anything left is fixed
+  by flipping the latest records' status (times unchanged, so the numbers at
+  risk stay exact). Guyot et al. only use the total in the last interval.
+* **Replicates** 2..K randomise the rounding of event counts, the place of each
+  event between its neighbouring clicks and the place of censorings inside their
+  interval, keeping n, events and the at-risk numbers exact.
+
+References
+----------
+Guyot P, Ades AE, Ouwens MJ, Welton NJ. Enhanced secondary analysis of
+survival data: reconstructing the data from published Kaplan-Meier survival
+curves. BMC Med Res Methodol. 2012;12:9.
+
+Liu N, Zhou Y, Lee JJ. IPDfromKM: reconstruct individual patient data from
+published Kaplan-Meier survival curves. BMC Med Res Methodol. 2021;21:111.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..trial import Trial
+
+__all__ = ["clean_curve", "reconstruct_arm", "reconstruct_curve"]
+
+# Bounds of the shared rounding threshold: 0.5 is ordinary rounding. Outside
+# this range the curve would be bent more than reading error explains; the
+# remaining discrepancy in events is then fixed directly.
+_THETA_LO, _THETA_HI = 0.2, 0.8
+# Spread of the per-step rounding threshold in replicates 2..K.
+_THETA_JITTER = 0.25
+# Two clicks this close (fraction of the time axis) across a drop are read as
+# the top and bottom corner of the same step.
+_CORNER_GAP = 0.04
+# Range of the censoring shape in the tail after the at-risk table.
+_TAIL_GAMMA = (0.05, 20.0)
+# Relative uncertainty of the evenly-spread risk set, as a prior against
+# which the step sizes are weighed.
+_SHAPE_PRIOR = 0.15
+_SIGMA = 0.005
+# How far (fraction of the time axis) a step may be moved across a table time.
+_TIME_ERROR = 0.003
+_WINDOW = 0.01
+_TIME_WEIGHT = 1.0
+
+
+# --------------------------------------------------------------------------- cleaning
+
+
+def _pava_nonincreasing(y: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+    """Weighted least-squares non-increasing fit (pool adjacent violators)."""
+    y = np.asarray(y, dtype=float)
+    n = len(y)
+    w = np.ones(n) if w is None else np.asarray(w, dtype=float)
+    vals: list[float] = []
+    wts: list[float] = []
+    lens: list[int] = []
+    for i in range(n):
+        vals.append(y[i])
+        wts.append(w[i])
+        lens.append(1)
+        # A later value above an earlier one violates monotonicity: pool them.
+        while len(vals) > 1 and vals[-1] > vals[-2]:
+            v2, w2, l2 = vals.pop(), wts.pop(), lens.pop()
+            v1, w1, l1 = vals[-1], wts[-1], lens[-1]
+            wt = w1 + w2
+            vals[-1] = (v1 * w1 + v2 * w2) / wt
+            wts[-1] = wt
+            lens[-1] = l1 + l2
+    return np.repeat(np.asarray(vals), np.asarray(lens, dtype=int))
+
+
+def _is_path_order(t: np.ndarray, s: np.ndarray) -> bool:
+    """Whether clicks come in order along the curve (up to reading error).
+
+    True when points sit close to their place in the time-sorted order and in
+    the survival-sorted order; a shuffled or otherwise sorted file is False.
+    """
+    m = len(t)
+    if m < 4:
+        return False
+    pos = np.arange(m)
+    rank_t = np.empty(m, dtype=int)
+    rank_t[np.lexsort((-s, t))] = pos
+    rank_s = np.empty(m, dtype=int)
+    rank_s[np.lexsort((t, -s))] = pos
+    disp = np.maximum(np.abs(rank_t - pos), np.abs(rank_s - pos))
+    return float(np.median(disp)) <= max(3.0, 0.02 * m)
+
+
+def clean_curve(time: np.ndarray, survival: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Turn raw clicks into a monotone step curve.
+
+    Parameters
+    ----------
+    time, survival : array_like
+        Digitized points in any order; survival as a fraction or in percent.
+
+    Returns
+    -------
+    t, s : numpy.ndarray
+        Times where the cleaned curve reaches a new, lower level and that
+        level, starting with ``(0, 1)``; strictly increasing in ``t`` (ties
+        merged) and strictly decreasing in ``s``.
+    t_end : float
+        Last clicked time: where the curve (and follow-up) ends.
+    """
+    t = np.asarray(time, dtype=float).ravel()
+    s = np.asarray(survival, dtype=float).ravel()
+    ok = np.isfinite(t) & np.isfinite(s)
+    t, s = t[ok], s[ok]
+    if len(s) and s.max() > 1.5:  # percent
+        s = s / 100.0
+    t = np.clip(t, 0.0, None)
+    s = np.clip(s, 0.0, 1.0)
+    t_end = float(t.max()) if len(t) else 0.0
+    # The curve starts at 1 by definition: anchor it so reading error at the
+    # top cannot become events at time 0.
+    t = np.concatenate([[0.0], t])
+    s = np.concatenate([[1.0], s])
+    if _is_path_order(t, s):
+        # Clicks taken along the curve: their order separates the two corners
+        # of a step better than noisy times do. Force both coordinates
+        # monotone along that path.
+        t = -_pava_nonincreasing(-t)
+        s = _pava_nonincreasing(s)
+        order = np.lexsort((-s, t))
+        t, s = t[order], s[order]
+    else:
+        order = np.lexsort((-s, t))
+        t, s = t[order], s[order]
+        s = _pava_nonincreasing(s)
+    # Only the first click of each level carries information (the drop).
+    new_level = np.r_[True, s[1:] < s[:-1] - 1e-12]
+    # A drop lies between the last click on the old level and the first on
+    # the new one. When the two are close they are the two corners of one
+    # vertical edge, read with independent error: their mean is the better
+    # time. Far apart, the drop is where the new level was clicked.
+    prev_t = np.r_[t[0], t[:-1]]
+    close = (t - prev_t) <= _CORNER_GAP * max(t_end, 1e-12)
+    t = np.where(new_level & close, 0.5 * (t + prev_t), t)
+    t, s = t[new_level], s[new_level]
+    # Within a tied time keep the lowest level (the bottom of a vertical drop).
+    last_of_time = np.r_[t[1:] != t[:-1], True]
+    t, s = t[last_of_time], s[last_of_time]
+    if s[0] < 1.0:  # a drop at time 0: keep the anchor at 1 just before it
+        t = np.concatenate([[0.0], t])
+        s = np.concatenate([[1.0], s])
+    return t, s, t_end
+
+
+# --------------------------------------------------------------------------- core
+
+
+@dataclass
+class _Segment:
+    """One interval of the at-risk table (or the tail after it)."""
+
+    lo: float  # start time (inclusive)
+    hi: float  # end time (exclusive for censorings)
+    n0: int  # at risk at ``lo``
+    n1: int  # at risk at ``hi`` (0 for the tail)
+    ts: np.ndarray  # step times inside [lo, hi)
+    rs: np.ndarray  # target survival ratio S(t)/S(lo) after each step
+    prev_t: np.ndarray  # time of the click before each step (for jitter)
+    next_t: np.ndarray  # time of the click after each step (for jitter)
+    tail: bool = False  # after the last table time: nobody at risk at ``hi``
+    s0: float = 1.0  # survival at ``lo``
+    # Cumulative share of the censorings against the segment's time fraction,
+    # estimated from the step sizes (None: evenly spread).
+    shape: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def _cens_times(
+    seg: _Segment, c: int, rng: np.random.Generator | None, gamma: float = 1.0
+) -> np.ndarray:
+    """Censoring times inside a segment.
+
+    Quantiles ``u**gamma`` of the segment: ``gamma = 1`` is Guyot's even
+    spacing, ``gamma > 1`` crowds censorings early, ``gamma < 1`` late. A
+    generator draws ``u`` uniformly instead of evenly.
+    """
+    if c <= 0:
+        return np.empty(0)
+    if rng is None:
+        u = np.arange(1, c + 1) / (c + 1)
+    else:
+        u = np.sort(rng.uniform(0.0, 1.0, c))
+    x = u**gamma
+    if seg.shape is not None:
+        xs, fs = seg.shape
+        x = np.interp(x, fs, xs)
+    out = seg.lo + (seg.hi - seg.lo) * x
+    # Censored at a table time would still count as at risk there.
+    top = seg.hi if seg.tail else np.nextafter(seg.hi, -np.inf)
+    return np.clip(out, seg.lo, max(seg.lo, top))
+
+
+def _alloc(seg: _Segment, cens: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """Events at each step so the KM through the risk set tracks the curve.
+
+    At a step the expected count is ``x = n (1 - r_k / km)`` with ``km`` the
+    reconstructed KM ratio so far (so reading error does not accumulate);
+    ``floor(x + theta)`` is rounding when ``theta = 0.5``.
+    """
+    ts, rs = seg.ts, seg.rs
+    d = np.zeros(len(ts), dtype=int)
+    n = seg.n0
+    km = 1.0
+    j = 0
+    nc = len(cens)
+    for k in range(len(ts)):
+        # KM convention: a censoring tied with an event time is still at risk.
+        while j < nc and cens[j] < ts[k]:
+            n -= 1
+            j += 1
+        if n <= 0 or km <= 0.0:
+            break
+        x = n * (1.0 - rs[k] / km)
+        dk = math.floor(x + theta[k])
+        if dk > 0:
+            dk = min(dk, n)
+            km *= 1.0 - dk / n
+            n -= dk
+            d[k] = dk
+    return d
+
+
+def _solve_segment(
+    seg: _Segment, theta: np.ndarray, rng: np.random.Generator | None, gamma: float = 1.0
+):
+    """Events per step and censoring times, exact on the segment's at-risk drop."""
+    total = seg.n0 - seg.n1  # events + censorings inside the segment
+
+    def events(c: int) -> np.ndarray:
+        return _alloc(seg, _cens_times(seg, c, None, gamma), theta)
+
+    # sum(d(c)) + c grows with c (each censoring removes at most about one
+    # event): find the smallest c where it reaches the target.
+    lo, hi = 0, total
+    d_hi = events(hi)
+    if int(d_hi.sum()) + hi < total:  # cannot happen unless the curve is flat
+        best_c, d = hi, d_hi
+    else:
+        d_lo = events(lo)
+        if int(d_lo.sum()) >= total:
+            best_c, d = 0, d_lo
+        else:
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                d_mid = events(mid)
+                if int(d_mid.sum()) + mid >= total:
+                    hi, d_hi = mid, d_mid
+                else:
+                    lo, d_lo = mid, d_mid
+            g_hi = int(d_hi.sum()) + hi - total
+            g_lo = total - int(d_lo.sum()) - lo
+            best_c, d = (hi, d_hi) if g_hi <= g_lo else (lo, d_lo)
+    d = d.copy()
+    # Make the at-risk number at the segment end exact: too many events ->
+    # drop the latest ones (they are the least constrained by the table).
+    excess = int(d.sum()) - total
+    k = len(d) - 1
+    while excess > 0 and k >= 0:
+        take = min(excess, d[k])
+        d[k] -= take
+        excess -= take
+        k -= 1
+    c = total - int(d.sum())
+    del best_c
+    return d, _cens_times(seg, c, rng, gamma)
+
+
+def _risk_sets(seg: _Segment, d: np.ndarray, cens: np.ndarray) -> np.ndarray:
+    """Number at risk at each step of a segment's solution."""
+    n_before = np.searchsorted(cens, seg.ts, side="left")  # censored strictly before
+    d_before = np.r_[0, np.cumsum(d)[:-1]]
+    return seg.n0 - n_before - d_before
+
+
+def _fit_shape(seg: _Segment, d: np.ndarray, cens: np.ndarray, sigma: float, s0: float):
+    """Where the censorings fall, read off the size of the steps.
+
+    A step of ``d`` events drops the KM by the factor ``1 - d / n``, so its
+    size tells the number at risk ``n`` and hence how many were censored
+    before it. Each step's reading of ``1 / n`` is combined with the current
+    (evenly spread) solution as a prior, weighted by the reading error of the
+    curve, and forced monotone; the implied cumulative censorings become the
+    segment's censoring shape.
+    """
+    ctot = len(cens)
+    m = d > 0
+    if ctot < 2 or m.sum() < 3 or seg.hi <= seg.lo or s0 <= 0:
+        return None
+    ts, rs = seg.ts[m], seg.rs[m]
+    prev = np.r_[1.0, seg.rs[:-1]][m]
+    dk = d[m].astype(float)
+    nk = _risk_sets(seg, d, cens)[m].astype(float)
+    ok = (prev > 0) & (nk > 0)
+    if ok.sum() < 3:
+        return None
+    ts, rs, prev, dk, nk = ts[ok], rs[ok], prev[ok], dk[ok], nk[ok]
+    u_obs = (1.0 - rs / prev) / dk
+    var_obs = (sigma * math.sqrt(2.0) / (s0 * prev * dk)) ** 2
+    u0 = 1.0 / nk
+    var0 = (_SHAPE_PRIOR * u0) ** 2
+    w = 1.0 / var_obs + 1.0 / var0
+    u = (u_obs / var_obs + u0 / var0) / w
+    u = -_pava_nonincreasing(-u, w)  # the risk set only shrinks
+    n_fit = 1.0 / np.maximum(u, 1e-12)
+    d_before = np.r_[0.0, np.cumsum(dk)[:-1]] + 0.0
+    # Events at dropped (d == 0) steps do not exist; all kept steps in order.
+    c_k = np.clip(seg.n0 - n_fit - d_before, 0.0, ctot)
+    c_k = np.maximum.accumulate(c_k)
+    xs = np.r_[0.0, (ts - seg.lo) / (seg.hi - seg.lo), 1.0]
+    fs = np.r_[0.0, c_k / ctot, 1.0]
+    xs = np.maximum.accumulate(np.clip(xs, 0.0, 1.0))
+    # np.interp needs increasing abscissae (fs): keep the first of equal values.
+    keep = np.r_[True, np.diff(fs) > 1e-9]
+    keep[-1] = True
+    xs, fs = xs[keep], fs[keep]
+    if fs[-1] <= fs[-2] if len(fs) > 1 else True:
+        return None
+    return xs, fs
+
+
+def _fit_error(seg: _Segment, d: np.ndarray, cens: np.ndarray) -> float:
+    """Squared distance between the reconstructed KM ratio and the curve's."""
+    n = seg.n0
+    km = 1.0
+    j = 0
+    err = 0.0
+    for k in range(len(seg.ts)):
+        while j < len(cens) and cens[j] < seg.ts[k]:
+            n -= 1
+            j += 1
+        if d[k] and n > 0:
+            km *= 1.0 - d[k] / n
+            n -= d[k]
+        err += (km - seg.rs[k]) ** 2
+    return err
+
+
+def _make_segment(t, s, t_end, a, b, lo, hi, n0, n1, tail) -> _Segment:
+    """Segment ``[lo, hi)`` holding steps ``a:b`` of the cleaned curve."""
+    idx = np.arange(a, b)
+    s0 = float(s[a - 1])  # level before the segment's first step
+    top = hi if tail else np.nextafter(hi, -np.inf)
+    # Steps moved across a table time by _segments sit at its edge.
+    ts = np.clip(t[idx], lo, max(lo, top))
+    rs = np.minimum(s[idx] / s0, 1.0) if s0 > 0 else np.zeros(len(idx))
+    prev_t = np.maximum(t[idx - 1], lo) if len(idx) else np.empty(0)
+    next_t = np.where(idx + 1 < len(t), t[np.minimum(idx + 1, len(t) - 1)], t_end)
+    next_t = np.maximum(np.minimum(next_t, top), ts)
+    prev_t = np.minimum(prev_t, ts)
+    return _Segment(lo, hi, n0, n1, ts, rs, prev_t, next_t, tail, s0)
+
+
+def _segment_sse(seg: _Segment) -> float:
+    d, cens = _solve_segment(seg, np.full(len(seg.ts), 0.5), None)
+    return _fit_error(seg, d, cens) * seg.s0**2
+
+
+def _segments(
+    t: np.ndarray,
+    s: np.ndarray,
+    t_end: float,
+    at_risk: Sequence[tuple[float, int]],
+    n: int,
+    sigma: float,
+):
+    """Split the cleaned curve by the at-risk table (plus a tail to ``t_end``).
+
+    A step read just across a table time may truly lie on the other side
+    (reading error of the time axis); it is moved when that lets both
+    neighbouring intervals follow the curve better under their exact
+    at-risk numbers.
+    """
+    table = sorted((float(a), int(b)) for a, b in at_risk)
+    if not table or table[0][0] > 0:
+        table.insert(0, (0.0, n))
+    end = max(t_end, table[-1][0])
+    bounds = list(table)
+    if bounds[-1][1] > 0:
+        # Those still at risk at the last table time leave by the curve's end.
+        bounds.append((end, 0))
+    has_tail = len(bounds) > len(table)
+    nseg = len(bounds) - 1
+    btimes = np.array([b[0] for b in bounds])
+    # cuts[i]: first step of segment i; step 0 is the (0, 1) anchor.
+    cuts = [max(1, int(np.searchsorted(t, x, side="left"))) for x in btimes[:nseg]]
+    last_step = len(t) if has_tail else max(1, int(np.searchsorted(t, btimes[-1], side="left")))
+    cuts.append(max(last_step, cuts[-1]))
+
+    def make(i: int, a: int, b: int) -> _Segment:
+        (lo, n0), (hi, n1) = bounds[i], bounds[i + 1]
+        return _make_segment(t, s, t_end, a, b, lo, hi, n0, n1, has_tail and i == nseg - 1)
+
+    sigma_t = _TIME_ERROR * max(t_end, btimes[-1])
+    w = _WINDOW * max(t_end, btimes[-1])
+    for i in range(1, nseg):
+        x = btimes[i]
+        a, b = cuts[i - 1], cuts[i + 1]
+        p_lo = max(a, int(np.searchsorted(t, x - w, side="left")))
+        p_hi = min(b, int(np.searchsorted(t, x + w, side="right")))
+        if p_hi <= p_lo or (p_lo == cuts[i] == p_hi):
+            continue
+        # Weigh the fit of the levels against how far the moved steps'
+        # times must be off (both as squared standardised reading errors).
+        best = (math.inf, cuts[i])
+        for p in range(p_lo, p_hi + 1):
+            e = _segment_sse(make(i - 1, a, p)) + _segment_sse(make(i, p, b))
+            moved = t[min(p, cuts[i]) : max(p, cuts[i])]
+            cost = e / sigma**2 + _TIME_WEIGHT * float(np.sum(((moved - x) / sigma_t) ** 2))
+            if cost < best[0]:
+                best = (cost, p)
+        cuts[i] = best[1]
+    return [make(i, cuts[i], cuts[i + 1]) for i in range(nseg)]
+
+
+def _prepare(time, survival, at_risk, n) -> tuple:
+    """The seed-independent part: cleaned curve split into segments."""
+    t, s, t_end = clean_curve(time, survival)
+    sigma = _SIGMA
+    return t_end, sigma, _segments(t, s, t_end, at_risk, n, sigma)
+
+
+def reconstruct_arm(
+    time: np.ndarray,
+    survival: np.ndarray,
+    at_risk: Sequence[tuple[float, int]],
+    n: int,
+    events: int | None = None,
+    rng: np.random.Generator | None = None,
+    *,
+    _prepared: tuple | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reconstruct one arm's IPD from its digitized curve and at-risk table.
+
+    Parameters
+    ----------
+    time, survival : array_like
+        Digitized clicks (any order, noisy, survival as fraction or percent).
+    at_risk : sequence of (time, n)
+        Numbers at risk; a row at time 0 is implied (``n``) when missing.
+    n : int
+        Patients in the arm.
+    events : int, optional
+        Reported total events; reproduced exactly when feasible.
+    rng : numpy.random.Generator, optional
+        ``None`` gives the best (deterministic) reconstruction; a generator
+        gives a plausible alternative (see module docstring).
+
+    Returns
+    -------
+    time, event : numpy.ndarray
+        Length ``n``; ``event`` is 1 for an event, 0 for a censoring.
+
+    References
+    ----------
+    Guyot P, Ades AE, Ouwens MJ, Welton NJ. BMC Med Res Methodol. 2012;12:9.
+    """
+    t_end, sigma, segs = _prepared or _prepare(time, survival, at_risk, n)
+    for g in segs:
+        g.shape = None  # refitted below (segments may be shared by replicates)
+    nsteps = sum(len(g.ts) for g in segs)
+    jitter = (
+        rng.uniform(-_THETA_JITTER, _THETA_JITTER, nsteps) if rng is not None else np.zeros(nsteps)
+    )
+    cuts = np.cumsum([0] + [len(g.ts) for g in segs])
+
+    gammas = [1.0] * len(segs)  # censoring spread per segment (see _cens_times)
+
+    def solve(theta0: float, crng: np.random.Generator | None = None):
+        out = []
+        for i, g in enumerate(segs):
+            th = np.clip(theta0 + jitter[cuts[i] : cuts[i + 1]], 0.0, 1.0)
+            out.append(_solve_segment(g, th, crng, gammas[i]))
+        return out
+
+    def n_events(sol) -> int:
+        return sum(int(d.sum()) for d, _ in sol)
+
+    def fit_tail(sol):
+        # After the table nothing pins the risk set, and even spacing of the
+        # censorings up to the curve's end is the weakest assumption of
+        # Guyot's: let the reported total choose how early they come (events
+        # fall as gamma grows, i.e. as censorings come earlier).
+        if events is None or not segs[-1].tail or n_events(sol) == events:
+            return sol
+        g = segs[-1]
+        target = events - (n_events(sol) - int(sol[-1][0].sum()))
+        th = np.clip(0.5 + jitter[cuts[-2] :], 0.0, 1.0)
+        lo, hi = math.log(_TAIL_GAMMA[0]), math.log(_TAIL_GAMMA[1])
+        best = (abs(int(sol[-1][0].sum()) - target), 0.0, 0.0)
+        for _ in range(14):
+            mid = 0.5 * (lo + hi)
+            e_mid = int(_solve_segment(g, th, None, math.exp(mid))[0].sum())
+            best = min(best, (abs(e_mid - target), abs(mid), mid))
+            if e_mid == target:
+                break
+            if e_mid < target:
+                hi = mid
+            else:
+                lo = mid
+        gammas[-1] = math.exp(best[2])
+        return solve(0.5)
+
+    theta = 0.5
+    sol = fit_tail(solve(theta))
+    # Second pass: censorings where the step sizes put them.
+    for i, g in enumerate(segs):
+        g.shape = _fit_shape(g, sol[i][0], sol[i][1], sigma, g.s0)
+        if g.shape is not None:
+            gammas[i] = 1.0  # the shape already holds the fitted spread
+    sol = fit_tail(solve(theta))
+    if events is not None and n_events(sol) != events:
+        # Events grow with theta: bisect for the threshold closest to the total.
+        lo, hi = _THETA_LO, _THETA_HI
+        best = (abs(n_events(sol) - events), 0.0, theta)
+        for _ in range(12):
+            mid = 0.5 * (lo + hi)
+            e_mid = n_events(solve(mid))
+            cand = (abs(e_mid - events), abs(mid - 0.5), mid)
+            best = min(best, cand)
+            if e_mid == events:
+                break
+            if e_mid < events:
+                lo = mid
+            else:
+                hi = mid
+        theta = best[2]
+    # Final draw (censoring positions random in replicates).
+    if rng is not None:
+        sol = solve(theta, rng)
+    else:
+        sol = solve(theta)
+
+    ev_t: list[np.ndarray] = []
+    ce_t: list[np.ndarray] = []
+    for g, (d, cens) in zip(segs, sol):
+        et = g.ts
+        if rng is not None and len(et):
+            # Where exactly between its neighbouring clicks an event fell.
+            a = 0.5 * (g.prev_t + et)
+            b = 0.5 * (et + g.next_t)
+            a = np.maximum(a, g.lo)
+            b = np.minimum(b, np.nextafter(g.hi, -np.inf)) if g.hi > g.lo else b
+            b = np.maximum(a, b)
+            et = rng.uniform(a, b)
+        ev_t.append(np.repeat(et, d))
+        ce_t.append(cens)
+    ev = np.concatenate(ev_t) if ev_t else np.empty(0)
+    ce = np.concatenate(ce_t) if ce_t else np.empty(0)
+    # Anyone unaccounted for (only if the table is inconsistent with n) is
+    # censored at the end of the curve.
+    missing = n - len(ev) - len(ce)
+    if missing > 0:
+        ce = np.concatenate([ce, np.full(missing, max(t_end, 0.0))])
+    tt = np.concatenate([ev, ce])
+    ee = np.concatenate([np.ones(len(ev), dtype=int), np.zeros(len(ce), dtype=int)])
+    tt, ee = tt[:n], ee[:n]
+    if events is not None:
+        tt, ee = _force_events(tt, ee, events)
+    # An event at time 0 would be dropped by most software: nudge it inside.
+    pos = tt[tt > 0]
+    tiny = (pos.min() if pos.size else 1.0) * 1e-3
+    tt = np.where((tt <= 0) & (ee == 1), tiny, tt)
+    return tt.astype(float), ee.astype(int)
+
+
+def _force_events(tt: np.ndarray, ee: np.ndarray, events: int) -> tuple[np.ndarray, np.ndarray]:
+    """Match the total events by flipping the latest records' status.
+
+    Flipping keeps every time, so the numbers at risk stay exact; the latest
+    records are flipped because the at-risk table says least about them.
+    """
+    tt, ee = tt.copy(), ee.copy()
+    diff = events - int(ee.sum())
+    if diff > 0:
+        idx = np.nonzero(ee == 0)[0]
+        idx = idx[np.argsort(-tt[idx], kind="stable")][:diff]
+        ee[idx] = 1
+    elif diff < 0:
+        idx = np.nonzero(ee == 1)[0]
+        idx = idx[np.argsort(-tt[idx], kind="stable")][:-diff]
+        ee[idx] = 0
+    return tt, ee
+
+
+def reconstruct_curve(
+    trial: Trial, *, seed: int, replicates: int
+) -> list[dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Reconstruct every arm of a trial from its curve and at-risk table.
+
+    Parameters
+    ----------
+    trial : Trial
+        Every arm has ``curve`` and ``at_risk``. ``trial.reported_*`` is
+        never read.
+    seed : int
+        Seed for replicates 2..K (replicate 1 does not use randomness).
+    replicates : int
+        Number of reconstructions; replicate 1 is the best one.
+
+    Returns
+    -------
+    list of dict
+        ``out[k][arm_id] = (time, event)``.
+
+    References
+    ----------
+    Guyot P, Ades AE, Ouwens MJ, Welton NJ. BMC Med Res Methodol. 2012;12:9.
+    """
+    out: list[dict[str, tuple[np.ndarray, np.ndarray]]] = [{} for _ in range(max(1, replicates))]
+    root = np.random.SeedSequence([abs(int(seed)), int(seed < 0)])
+    children = root.spawn(len(trial.arm_ids) * len(out))
+    for j, arm_id in enumerate(trial.arm_ids):
+        arm = trial.arms[arm_id]
+        assert arm.curve is not None
+        ct, cs = arm.curve
+        table = [(a.time, a.n) for a in arm.at_risk]
+        prep = _prepare(ct, cs, table, arm.n)
+        for r in range(len(out)):
+            rng = None if r == 0 else np.random.default_rng(children[j * len(out) + r])
+            out[r][arm_id] = reconstruct_arm(ct, cs, table, arm.n, arm.events, rng, _prepared=prep)
+    return out

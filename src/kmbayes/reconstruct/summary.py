@@ -1,0 +1,725 @@
+"""Summary engine: patient-level data from abstract-level numbers.
+
+Input per arm: ``n``, ``events``, landmark survival with 95% log-log Greenwood
+CIs, the median with its Brookmeyer-Crowley CI, and (all arms) the median
+follow-up by reverse Kaplan-Meier. All optional except ``n`` and ``events``.
+Numbers at risk are used when given.
+
+Method
+------
+1. **A continuous model of each arm.** Deaths follow a piecewise-constant
+   hazard whose knots are the times at which the publication pins the curve:
+   the landmarks, and both ends ``q -+ dq`` of the rounding interval of the
+   median and of each median-CI bound (``dq`` is half a unit of the last
+   published decimal). Constant hazard between known points is log-linear
+   interpolation of S, as in Guyot et al. (2012). Past the last knot a tail
+   hazard runs to the end of follow-up ``T``. Censoring has two parts:
+   administrative, shared by the arms, with potential follow-up on
+   ``[F, T]`` and ``P(C > t) = ((T - t) / (T - F))^2`` (accrual that
+   speeds up, so few patients have the longest follow-up); and drop-out, a
+   piecewise-constant hazard per arm between its landmarks. On a fine grid
+   the model gives the expected numbers at risk ``Y(t)``, deaths and
+   censorings (competing risks within each bin), hence S, the Greenwood sum
+   ``V(t) ~ int lambda / Y``, the log-log CI curves, and the pooled reverse
+   Kaplan-Meier.
+2. **Fit.** Every published number becomes a residual on the survival scale,
+   scaled by its rounding: S and both CI bounds at each landmark (the CI
+   width carries the effective number at risk, hence the censoring before
+   the landmark); for the median, the curve must be above 0.5 at ``q - dq``
+   and at or below 0.5 at ``q + dq`` (a hinge), and the same for the lower
+   and upper CI curves at the median-CI bounds (each bound thus pins one more
+   point of the curve: Brookmeyer-Crowley); the pooled reverse KM equals 0.5
+   at the median follow-up; the expected deaths equal ``events``; numbers at
+   risk, when given, are matched. Weak priors close what the numbers leave
+   open: the tail hazard near the last interval's, drop-out small and slowly
+   varying, ``F`` near ``0.3 T`` and ``T`` near ``median follow-up / 0.65``.
+   The penalised least-squares problem is solved by Levenberg-Marquardt.
+3. **Integer data.** Death and censoring times are placed at the
+   mid-quantiles ``(k - 1/2) / K`` of the model's cumulative expected deaths
+   and censorings: exactly ``events`` deaths and ``n - events`` censorings.
+   A short greedy search then moves single deaths or censorings just across
+   a published time point while that brings the recomputed (discrete)
+   statistics closer to the published ones.
+4. **Replicates.** Replicate 1 is the fit above. Replicates 2..K are draws
+   from the pseudo-posterior ``exp(-cost / 2)`` of the fit by random-walk
+   Metropolis (proposal: the Laplace covariance, ridged), so they vary where
+   the numbers constrain least (the tail, the censoring pattern, the curve
+   between knots) while still matching the published numbers; times are
+   placed at stratified random quantiles ``(k - u_k) / K``, then refined.
+
+``trial.reported_hr`` and ``trial.reported_p`` are never read here.
+
+References
+----------
+Guyot P, Ades AE, Ouwens MJ, Welton NJ. Enhanced secondary analysis of
+survival data: reconstructing the data from published Kaplan-Meier survival
+curves. BMC Med Res Methodol. 2012;12:9.
+
+Greenwood M. The natural duration of cancer. London: HMSO; 1926.
+
+Kalbfleisch JD, Prentice RL. The Statistical Analysis of Failure Time Data.
+New York: Wiley; 1980.
+
+Brookmeyer R, Crowley J. A confidence interval for the median survival time.
+Biometrics. 1982;38:29-41.
+
+Schemper M, Smith TL. A note on quantifying follow-up in studies of failure
+time. Control Clin Trials. 1996;17:343-346.
+
+Marquardt DW. An algorithm for least-squares estimation of nonlinear
+parameters. J Soc Ind Appl Math. 1963;11:431-441.
+
+Roberts GO, Gelman A, Gilks WR. Weak convergence and optimal scaling of
+random walk Metropolis algorithms. Ann Appl Probab. 1997;7:110-120.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..km import Z95, first_below, km
+from ..trial import Arm, Trial
+
+# Residual scales (survival-probability units). Published S and CI bounds are
+# rounded to 3 decimals; the extra slack covers the steps of a discrete KM.
+SIG_S = 0.0015
+SIG_CI = 0.002
+SIG_HINGE = 0.002  # a curve on the wrong side of 0.5 at a rounded median-type time
+SIG_Q = 0.03  # weak pull to the centre of that rounding interval (hinges do the work)
+SIG_FU = 0.01  # pooled reverse KM at the median follow-up
+SIG_EVENTS = 0.3
+SIG_ATRISK_REL = 0.02
+# Priors (what the numbers leave open). Chosen on kmdata figures for the
+# median and 90th percentile of the HR error, not per trial.
+SIG_TAIL = 3.0  # log tail hazard vs the last interval's: weak
+SIG_MU_RW = 1.0  # drop-out log hazard: random walk across landmark intervals
+DROP_LOG = math.log(0.05)  # drop-out prior centre: hazard 0.05 / T
+F_LOGIT = math.log(0.3 / 0.7)  # administrative censoring starts at ~0.3 T
+SIG_T = 0.5  # log T around median follow-up / 0.65
+ACCRUAL_POW = 2.0  # potential follow-up density falls linearly to 0 at T
+# Numerics.
+N_GRID = 240
+LM_TOL = 1e-5
+MCMC_THIN = 10
+REFINE_MOVES = 30
+S_REFINE_TOL = 0.0025
+
+
+@dataclass
+class _ArmSpec:
+    id: str
+    n: int
+    events: int
+    knots: np.ndarray  # hazard knots (excluding 0); tail runs past the last
+    lm_t: np.ndarray
+    lm_s: np.ndarray
+    lm_lo: np.ndarray  # nan where not published
+    lm_hi: np.ndarray
+    med: float | None
+    med_lo: float | None
+    med_hi: float | None
+    ar_t: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    lo_ok: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    hi_ok: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    ar_n: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+
+def _finite(x: float | None) -> bool:
+    return x is not None and math.isfinite(x) and x > 0
+
+
+def _time_delta(trial: Trial) -> float:
+    """Half a unit of the last decimal the median-type times are given to."""
+    vals = []
+    for arm in trial.arms.values():
+        if arm.median is not None:
+            vals += [v for v in (arm.median.estimate, arm.median.lower, arm.median.upper) if _finite(v)]
+    if trial.followup_median:
+        vals.append(trial.followup_median)
+    if not vals:
+        return 0.0
+    for d in range(0, 4):
+        if all(abs(round(v, d) - v) < 1e-9 * max(1.0, abs(v)) for v in vals):
+            return 0.5 * 10.0**-d
+    return 0.5e-4
+
+
+def _arm_spec(arm: Arm, delta: float = 0.0) -> _ArmSpec:
+    lm = [x for x in arm.survival if x.time > 0]
+    knots = [x.time for x in lm]
+    med = med_lo = med_hi = None
+    if arm.median is not None and _finite(arm.median.estimate):
+        med = arm.median.estimate
+        med_lo = arm.median.lower if _finite(arm.median.lower) else None
+        med_hi = arm.median.upper if _finite(arm.median.upper) else None
+        for q in (med, med_lo, med_hi):
+            if q:
+                # The published time is rounded: the curve crosses 0.5
+                # somewhere in [q - dq, q + dq]; knots at both ends let the
+                # model drop as steeply as the data did.
+                dq = min(delta, 0.02 * q)
+                knots += [q - dq, q + dq] if dq > 0 else [q]
+    knots = np.unique(np.asarray(knots, dtype=float))
+    knots = knots[knots > 0]
+    if knots.size > 1:
+        keep = np.concatenate(([True], np.diff(knots) > 1e-6 * knots[-1]))
+        knots = knots[keep]
+    nan = math.nan
+    lo_ok = np.array([x.lower is not None for x in lm], dtype=bool)
+    hi_ok = np.array([x.upper is not None for x in lm], dtype=bool)
+    return _ArmSpec(
+        lo_ok=lo_ok,
+        hi_ok=hi_ok,
+        id=arm.id,
+        n=arm.n,
+        events=arm.events,
+        knots=knots,
+        lm_t=np.array([x.time for x in lm], dtype=float),
+        lm_s=np.array([x.estimate for x in lm], dtype=float),
+        lm_lo=np.array([nan if x.lower is None else x.lower for x in lm], dtype=float),
+        lm_hi=np.array([nan if x.upper is None else x.upper for x in lm], dtype=float),
+        med=med,
+        med_lo=med_lo,
+        med_hi=med_hi,
+        ar_t=np.array([a.time for a in arm.at_risk if a.time > 0], dtype=float),
+        ar_n=np.array([a.n for a in arm.at_risk if a.time > 0], dtype=float),
+    )
+
+
+class _Model:
+    """Parameter layout, priors and the expected-count computation.
+
+    Parameters (a flat vector ``th``):
+
+    * per arm, the logs of the increments of the cumulative hazard over each
+      interval between knots and over the tail to ``T`` (so H rises by
+      construction; the hazard is constant within an interval), then the logs
+      of ``T`` times the drop-out hazard in each landmark interval;
+    * shared, the logit of ``F / T`` (start of administrative censoring) and
+      ``log(T / t_floor - 1)`` (``T`` is the end of follow-up).
+    """
+
+    def __init__(self, trial: Trial):
+        self._q = None
+        self.delta = _time_delta(trial)
+        self.arms = [_arm_spec(trial.arms[a], self.delta) for a in trial.arm_ids]
+        self.fu = trial.followup_median if _finite(trial.followup_median) else None
+        self.fu_max = trial.followup_max if _finite(trial.followup_max) else None
+        self.accrual = trial.accrual if _finite(trial.accrual) else None
+        pts = [0.0]
+        for a in self.arms:
+            pts += list(a.knots) + list(a.lm_t) + list(a.ar_t)
+            pts += [q for q in (a.med, a.med_lo, a.med_hi) if q]
+        if self.fu:
+            pts.append(self.fu)
+        self.fixed_pts = np.unique(np.asarray(pts, dtype=float))
+        # Follow-up must outlast every time the publication reports on.
+        self.t_floor = max(float(self.fixed_pts.max()), 1e-6) * 1.02
+        self.slices = []
+        k = 0
+        for a in self.arms:
+            m = a.knots.size + 1
+            nd = a.lm_t.size + 1
+            self.slices.append((slice(k, k + m), slice(k + m, k + m + nd)))
+            k += m + nd
+        self.i_F = k
+        self.i_T = k + 1
+        self.size = k + 2
+
+    # ------------------------------------------------------------------ init
+    def initial(self, simple: bool = False) -> np.ndarray:
+        """Start values; ``simple`` uses one constant hazard per arm (fallback)."""
+        th = np.zeros(self.size)
+        T0 = self._t_prior_center()
+        th[self.i_T] = math.log(max(T0 / self.t_floor - 1.0, 0.05))
+        th[self.i_F] = F_LOGIT
+        for a, (sl, idrop) in zip(self.arms, self.slices):
+            H = self._init_H(a, T0, simple)
+            inc = np.diff(np.concatenate(([0.0], H)))
+            th[sl] = np.log(np.maximum(inc, 1e-6 * max(H[-1], 1e-3)))
+            th[idrop] = DROP_LOG
+        return th
+
+    def _t_prior_center(self) -> float:
+        if self.fu_max:
+            return max(self.fu_max, self.t_floor * 1.001)
+        if self.fu:
+            # Admin. censoring over [0.3 T, T] has its median near 0.65 T.
+            return max(self.fu / 0.65, self.t_floor * 1.05)
+        return self.t_floor * 1.25
+
+    @staticmethod
+    def _init_H(a: _ArmSpec, T: float, simple: bool = False) -> np.ndarray:
+        # log S linear in t through (0, 1), the landmarks and (median, 0.5).
+        pts_t = [0.0] + list(a.lm_t)
+        pts_s = [1.0] + list(a.lm_s)
+        if a.med:
+            pts_t.append(a.med)
+            pts_s.append(0.5)
+        order = np.argsort(pts_t)
+        pt = np.asarray(pts_t)[order]
+        ps = np.maximum(np.minimum.accumulate(np.asarray(pts_s)[order]), 1e-3)
+        edges = np.concatenate((a.knots, [T]))
+        if pt.size == 1 or simple:
+            frac = min(max(a.events / a.n, 1e-3), 0.999)
+            lam = -math.log(1 - frac) / (0.6 * T)
+            return lam * edges
+        logs = np.log(ps)
+        # Tail slope from the last point and one well before it (a median may
+        # sit on a landmark: their spacing says nothing about the hazard).
+        far = np.flatnonzero(pt <= pt[-1] - 0.2 * pt[-1])
+        j = far[-1] if far.size else 0
+        slope_end = (logs[-1] - logs[j]) / max(pt[-1] - pt[j], 1e-9)
+        ls = np.where(edges <= pt[-1], np.interp(edges, pt, logs), logs[-1] + slope_end * (edges - pt[-1]))
+        H = np.maximum.accumulate(-ls)
+        return H + 1e-6 * np.arange(1, H.size + 1) * max(H[-1], 1e-3)
+
+    # ------------------------------------------------------------------ model
+    def T_of(self, th: np.ndarray) -> float:
+        return self.t_floor * (1.0 + math.exp(min(th[self.i_T], 30.0)))
+
+    def grid(self, T: float, n_grid: int = N_GRID) -> np.ndarray:
+        return np.unique(np.concatenate((np.linspace(0.0, T, n_grid + 1), self.fixed_pts)))
+
+    @staticmethod
+    def knot_H(a: _ArmSpec, h: np.ndarray, T: float) -> tuple[np.ndarray, np.ndarray]:
+        """Knot times (with T) and the cumulative hazard there."""
+        return np.concatenate((a.knots, [T])), np.cumsum(np.exp(np.clip(h, -60, 60)))
+
+    def expected(self, th: np.ndarray, n_grid: int = N_GRID):
+        """Per arm, on a grid: S, at-risk Y, deaths and censorings per bin."""
+        T = self.T_of(th)
+        g = self.grid(T, n_grid)
+        dt = np.diff(g)
+        mid = 0.5 * (g[:-1] + g[1:])
+        F = T / (1.0 + math.exp(-th[self.i_F]))
+        # Administrative censoring: potential follow-up F..T with density
+        # falling to 0 at T (accrual that speeds up), P(C > t) = ((T-t)/(T-F))^p.
+        U = np.clip((T - g) / max(T - F, 1e-9 * T), 0.0, 1.0) ** ACCRUAL_POW
+        out = []
+        for a, (sl, idrop) in zip(self.arms, self.slices):
+            kt, kH = self.knot_H(a, th[sl], T)
+            H = np.interp(g, np.concatenate(([0.0], kt)), np.concatenate(([0.0], kH)))
+            S = np.exp(-H)
+            # Drop-out: piecewise-constant hazard between the arm's landmarks.
+            mu = np.exp(np.minimum(th[idrop], 30.0)) / T
+            mub = mu[np.searchsorted(a.lm_t, mid, side="right")] if a.lm_t.size else np.full(dt.size, mu[0])
+            Gc = U * np.exp(-np.concatenate(([0.0], np.cumsum(mub * dt))))
+            Y = a.n * S * Gc
+            drop = Y[:-1] - Y[1:]
+            lam = np.diff(H) / dt
+            with np.errstate(divide="ignore", invalid="ignore"):
+                kap = -np.log(Gc[1:] / Gc[:-1]) / dt
+                frac = lam / (lam + kap)
+            # Competing risks within a bin: deaths take lam / (lam + kap) of
+            # the leavers; the last bin (Gc -> 0) is all censoring.
+            frac = np.where(np.isfinite(kap), np.nan_to_num(frac, nan=1.0), 0.0)
+            d = drop * frac
+            c = drop - d
+            out.append((g, S, Y, d, c))
+        return T, g, out
+
+    def _tail_prior(self, kt: np.ndarray, kH: np.ndarray) -> float:
+        """Log ratio of the tail hazard to the hazard of the interval before it."""
+        if kt.size < 2:
+            return 0.0
+        h = np.diff(np.concatenate(([0.0], kH))) / np.diff(np.concatenate(([0.0], kt)))
+        return math.log(max(h[-1], 1e-300) / max(h[-2], 1e-300))
+
+    def _queries(self):
+        """Per arm: times where the residuals look at the curves, and what."""
+        qs = []
+        for a in self.arms:
+            t, kind, target = [], [], []
+            # kind: 0 S, 1 lower CI, 2 upper CI (landmarks, squared error);
+            # 3/4/5 S/lower/upper centre of a crossing; 6/7/8 left end (must be
+            # > 0.5); 9/10/11 right end (must be <= 0.5).
+            for j, (tt, sv, lo, hi) in enumerate(zip(a.lm_t, a.lm_s, a.lm_lo, a.lm_hi)):
+                t += [tt, tt, tt]
+                kind += [0, 1, 2]
+                target += [sv, lo, hi]
+                del j
+            if a.med:
+                for q, which in ((a.med, 0), (a.med_lo, 1), (a.med_hi, 2)):
+                    if not q:
+                        continue
+                    dq = min(self.delta, 0.02 * q)
+                    t += [q]
+                    kind += [3 + which]
+                    target += [0.5]
+                    if dq > 0:
+                        t += [q - dq, q + dq]
+                        kind += [6 + which, 9 + which]
+                        target += [0.5, 0.5]
+            kind = np.asarray(kind, dtype=int)
+            target = np.asarray(target, dtype=float)
+            valid = np.isfinite(target)
+            qs.append((np.asarray(t, dtype=float)[valid], kind[valid], target[valid]))
+        return qs
+
+    def residuals(self, th: np.ndarray) -> np.ndarray:
+        if self._q is None:
+            self._q = self._queries()
+        T, g, arms = self.expected(th)
+        r = []
+        Ypool = np.zeros(g.size)
+        Cpool = np.zeros(g.size - 1)
+        for a, (sl, irho), (_, S, Y, d, c), (qt, kind, target) in zip(self.arms, self.slices, arms, self._q):
+            Ypool += Y
+            Cpool += c
+            with np.errstate(divide="ignore", invalid="ignore"):
+                term = d / (Y[:-1] * (Y[:-1] - d))
+            term = np.where(np.isfinite(term), term, 0.0)
+            if qt.size:
+                i = np.searchsorted(g, qt)
+                V = np.cumsum(term)[np.maximum(i - 1, 0)] * (i > 0)
+                s = S[i]
+                with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                    v = np.log(s)
+                    w = Z95 * np.sqrt(V) / v
+                    lv = np.log(-v)
+                    lo = np.exp(-np.exp(lv - w))
+                    hi = np.exp(-np.exp(lv + w))
+                lo = np.where(np.isfinite(lo), lo, 1.0)
+                hi = np.where(np.isfinite(hi), hi, 1.0)
+                which = kind % 3
+                val = np.where(which == 0, s, np.where(which == 1, lo, hi))
+                diff = val - target
+                res = np.where(
+                    kind < 3,
+                    diff / np.where(kind == 0, SIG_S, SIG_CI),
+                    np.where(
+                        kind < 6,
+                        diff / SIG_Q,
+                        np.where(kind < 9, np.maximum(-diff, 0.0), np.maximum(diff, 0.0)) / SIG_HINGE,
+                    ),
+                )
+                r.append(res)
+            if not a.med:
+                # Unreached median: the curve should stay above 0.5.
+                r.append([min(S[-1] - 0.5, 0.0) / SIG_HINGE])
+            if a.ar_t.size:
+                i = np.searchsorted(g, a.ar_t)
+                r.append((Y[i] - a.ar_n) / np.maximum(SIG_ATRISK_REL * a.ar_n, 0.5))
+            r.append([(d.sum() - a.events) / SIG_EVENTS])
+            # Priors: a tail hazard near the last interval's; drop-out small
+            # and drifting slowly from one landmark interval to the next.
+            kt, kH = self.knot_H(a, th[sl], T)
+            r.append([self._tail_prior(kt, kH) / SIG_TAIL])
+            mu = th[irho]
+            r.append([(mu[0] - DROP_LOG) / 2.0])
+            r.append(np.diff(mu) / SIG_MU_RW)
+        if self.fu:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                hz = np.where(Ypool[:-1] > 0, Cpool / Ypool[:-1], 0.0)
+            i = np.searchsorted(g, self.fu)
+            G = math.exp(-float(np.sum(np.clip(hz[:i], 0.0, 50.0))))
+            r.append([(G - 0.5) / SIG_FU])
+        r.append([(th[self.i_F] - F_LOGIT) / 1.5])
+        Tc = self._t_prior_center()
+        r.append([math.log(T / Tc) / (0.01 if self.fu_max else SIG_T)])
+        if self.accrual:
+            F = T / (1.0 + math.exp(-th[self.i_F]))
+            r.append([math.log(max(T - F, 1e-12) / self.accrual) / 0.02])
+        return np.concatenate(r)
+
+
+def _jacobian(fun, x: np.ndarray, r: np.ndarray) -> np.ndarray:
+    J = np.empty((r.size, x.size))
+    for j in range(x.size):
+        h = 1e-6 * max(1.0, abs(x[j]))
+        xp = x.copy()
+        xp[j] += h
+        J[:, j] = (fun(xp) - r) / h
+    return J
+
+
+def _lm_fit(fun, x0: np.ndarray, max_iter: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    """Levenberg-Marquardt with a forward-difference Jacobian.
+
+    Stops when an iteration lowers the cost by less than ``LM_TOL * (1 +
+    cost)``. Returns the solution and the Jacobian there.
+    """
+    x = x0.copy()
+    r = fun(x)
+    cost = float(r @ r)
+    lam = 1e-2
+    for _ in range(max_iter):
+        J = _jacobian(fun, x, r)
+        A = J.T @ J
+        gvec = J.T @ r
+        improved = False
+        cost_before = cost
+        for _ in range(12):
+            step = np.linalg.solve(A + lam * (np.diag(np.diag(A)) + 1e-9 * np.eye(x.size)), -gvec)
+            xn = x + step
+            rn = fun(xn)
+            cn = float(rn @ rn)
+            if np.isfinite(cn) and cn < cost:
+                improved = True
+                x, r, cost = xn, rn, cn
+                lam = max(lam / 3.0, 1e-9)
+                break
+            lam *= 4.0
+        if not improved or (cost_before - cost) < LM_TOL * (1.0 + cost_before):
+            break
+    return x, _jacobian(fun, x, r)
+
+
+# --------------------------------------------------------------------- integer data
+
+
+def _place(cum: np.ndarray, g: np.ndarray, k: int, u: np.ndarray | None) -> np.ndarray:
+    """Times of ``k`` individuals at quantiles of a cumulative count curve."""
+    if k == 0:
+        return np.zeros(0)
+    tot = cum[-1]
+    q = (np.arange(1, k + 1) - (0.5 if u is None else u)) / k * tot
+    # Flat stretches of ``cum`` carry nobody: interpolate on the rising part.
+    keep = np.concatenate(([True], np.diff(cum) > 0))
+    return np.interp(q, cum[keep], g[keep])
+
+
+def _discretize(model: _Model, th: np.ndarray, rng: np.random.Generator | None):
+    T, g, arms = model.expected(th, n_grid=4 * N_GRID)
+    out = []
+    for a, (_, _s, _y, d, c) in zip(model.arms, arms):
+        ne, nc = a.events, a.n - a.events
+        cd = np.concatenate(([0.0], np.cumsum(d)))
+        cc = np.concatenate(([0.0], np.cumsum(c)))
+        ue = None if rng is None else rng.random(ne)
+        uc = None if rng is None else rng.random(nc)
+        if ne and cd[-1] <= 0:
+            cd = np.linspace(0.0, 1.0, g.size)
+        if nc and cc[-1] <= 0:
+            cc = np.linspace(0.0, 1.0, g.size) ** 4
+        te = _place(cd, g, ne, ue)
+        tc = _place(cc, g, nc, uc)
+        # No time 0 (Cox fitters drop it); keep every time strictly positive.
+        tiny = 1e-6 * T
+        t = np.maximum(np.concatenate((te, tc)), tiny)
+        e = np.concatenate((np.ones(ne, dtype=np.int64), np.zeros(nc, dtype=np.int64)))
+        out.append((a, t, e))
+    return out
+
+
+def _round6(t: np.ndarray) -> np.ndarray:
+    # The CSV writes 6 decimals; round here so checks see what the file holds.
+    return np.round(t, 6)
+
+
+def _discrete_loss(a: _ArmSpec, t: np.ndarray, e: np.ndarray, gap: bool = False) -> float:
+    """Mismatch of one arm's recomputed statistics, in rounding units.
+
+    With ``gap``, median-type times are scaled by half the local spacing of
+    deaths (a discrete curve crosses 0.5 only at a death), which frees the
+    search to fix landmark survival to the third decimal.
+    """
+    f = km(t, e)
+    lo_c, hi_c = f.ci()
+    loss = 0.0
+    if a.lm_t.size:
+        i = np.searchsorted(f.time, a.lm_t, side="right") - 1
+        loss += float(np.sum(((f.surv[i] - a.lm_s) / 0.0015) ** 2))
+        dl = np.where(a.lo_ok, lo_c[i] - a.lm_lo, 0.0) / 0.004
+        dh = np.where(a.hi_ok, hi_c[i] - a.lm_hi, 0.0) / 0.004
+        loss += float(dl @ dl + dh @ dh)
+    if a.med:
+        # A discrete curve crosses 0.5 only at a death: one death's spacing
+        # near the published time is as close as a median can be asked to be.
+        dt = f.time[f.d > 0]
+
+        def scale(q: float, floor: float) -> float:
+            if not gap:
+                return floor
+            near = dt[(dt > 0.8 * q) & (dt < 1.2 * q)]
+            spacing = 0.4 * q / near.size if near.size else 0.4 * q
+            return max(floor, 0.5 * spacing)
+
+        m = first_below(f.time, f.surv, 0.5)
+        loss += (((m if math.isfinite(m) else 10 * a.med) - a.med) / scale(a.med, max(0.05, 0.004 * a.med))) ** 2
+        for q, curve in ((a.med_lo, lo_c), (a.med_hi, hi_c)):
+            if q:
+                qq = first_below(f.time, curve, 0.5)
+                qq = qq if math.isfinite(qq) else 10 * q
+                loss += ((qq - q) / scale(q, max(0.15, 0.01 * q))) ** 2
+    return loss
+
+
+def _s_off(a: _ArmSpec, t: np.ndarray, e: np.ndarray) -> float:
+    """Largest landmark survival error of the discrete data."""
+    if a.lm_t.size == 0:
+        return 0.0
+    f = km(t, e)
+    i = np.searchsorted(f.time, a.lm_t, side="right") - 1
+    return float(np.max(np.abs(f.surv[i] - a.lm_s)))
+
+
+def _refine(a: _ArmSpec, t: np.ndarray, e: np.ndarray, max_moves: int = 30) -> np.ndarray:
+    """Greedy local search on the integer data.
+
+    A move takes the death (or censoring) nearest to a published time point
+    on one side and puts it just across that point; the best move is kept
+    while it lowers the mismatch of the recomputed statistics. If a landmark
+    survival is still off by more than 0.0025 (rounding plus a margin), a
+    second search from the same start also lets a censoring step past its neighbouring death and
+    tries pairs of moves (a death and a censoring may have to move together
+    to hit a 3-decimal S). Moves only shift individuals locally, so every
+    time stays near the model's.
+    """
+    if (a.lm_t.size == 0 and not a.med) or max_moves <= 0:
+        return t
+    t1 = _search(a, t, e, max_moves, extended=False)
+    if _s_off(a, t1, e) > S_REFINE_TOL:
+        # Both searches start from the model's placement; keep the better fit.
+        t2 = _search(a, t, e, max_moves, extended=True)
+        if _s_off(a, t2, e) < _s_off(a, t1, e):
+            return t2
+    return t1
+
+
+def _search(a: _ArmSpec, t: np.ndarray, e: np.ndarray, max_moves: int, extended: bool) -> np.ndarray:
+    t = t.copy()
+    pts = sorted(set(a.lm_t.tolist()) | {x for x in (a.med, a.med_lo, a.med_hi) if x})
+    best = _discrete_loss(a, t, e, extended)
+    groups = [np.flatnonzero(e == 1), np.flatnonzero(e == 0)]
+    for _ in range(max_moves):
+        if best < 0.5:
+            break
+        singles = []
+        for p in pts:
+            eps = 1e-4 * max(p, 1e-3)
+            for idx in groups:
+                if idx.size == 0:
+                    continue
+                ti = t[idx]
+                before = idx[ti <= p]
+                after = idx[ti > p]
+                if before.size:
+                    singles.append((int(before[np.argmax(t[before])]), p + eps))
+                if after.size:
+                    singles.append((int(after[np.argmin(t[after])]), p - eps))
+        cens, deaths = groups[1], np.sort(t[groups[0]])
+        if extended and cens.size and deaths.size:
+            # A censoring steps past its neighbouring death: the order of
+            # deaths and censorings sets the KM steps at the 3rd decimal.
+            cc = cens[t[cens] < pts[-1]]
+            pick = np.unique(np.linspace(0, cc.size - 1, min(cc.size, 12)).round().astype(int)) if cc.size else []
+            for j in cc[pick] if cc.size else []:
+                k = np.searchsorted(deaths, t[j])
+                if k > 0:
+                    singles.append((int(j), deaths[k - 1] * (1 - 1e-6)))
+                if k < deaths.size:
+                    singles.append((int(j), deaths[k] * (1 + 1e-6)))
+        scored = []
+        for j, newt in singles:
+            old = t[j]
+            t[j] = newt
+            scored.append((_discrete_loss(a, t, e, extended), j, newt))
+            t[j] = old
+        scored.sort()
+        if scored and scored[0][0] < best - 1e-9:
+            best, j, newt = scored[0]
+            t[j] = newt
+            continue
+        if not extended:
+            break
+        cand = None
+        top = scored[:8]
+        for x in range(len(top)):
+            for y in range(x + 1, len(top)):
+                (_, j1, t1), (_, j2, t2) = top[x], top[y]
+                if j1 == j2:
+                    continue
+                o1, o2 = t[j1], t[j2]
+                t[j1], t[j2] = t1, t2
+                loss = _discrete_loss(a, t, e, extended)
+                t[j1], t[j2] = o1, o2
+                if loss < best - 1e-9 and (cand is None or loss < cand[0]):
+                    cand = (loss, j1, t1, j2, t2)
+        if cand is None:
+            break
+        best, j1, t1, j2, t2 = cand
+        t[j1], t[j2] = t1, t2
+    return t
+
+
+# --------------------------------------------------------------------- entry point
+
+
+def _posterior_draws(model: _Model, th: np.ndarray, J: np.ndarray, k: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """``k`` draws from ``exp(-cost / 2)`` by random-walk Metropolis.
+
+    The fit's residuals are standardised, so ``exp(-cost / 2)`` is a
+    pseudo-posterior over the parameters. The proposal is the Laplace
+    covariance ``(J'J + I)^-1`` (the ridge caps steps along directions the
+    numbers do not constrain at one log unit), scaled by 2.38 / sqrt(d); the
+    chain starts at the fit and is thinned.
+    """
+    d = th.size
+    A = J.T @ J + np.eye(d)
+    try:
+        L = np.linalg.cholesky(np.linalg.inv(A))
+    except np.linalg.LinAlgError:
+        L = np.eye(d) * 0.1
+    scale = 2.38 / math.sqrt(d)
+    x = th.copy()
+    r = model.residuals(x)
+    cost = float(r @ r)
+    out = []
+    for _ in range(k):
+        for _ in range(MCMC_THIN):
+            y = x + scale * (L @ rng.standard_normal(d))
+            ry = model.residuals(y)
+            cy = float(ry @ ry)
+            if np.isfinite(cy) and math.log(rng.random() + 1e-300) < 0.5 * (cost - cy):
+                x, cost = y, cy
+        out.append(x.copy())
+    return out
+
+
+def reconstruct_summary(trial: Trial, *, seed: int, replicates: int) -> list[dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Reconstruct ``replicates`` IPD sets from summary statistics.
+
+    Parameters
+    ----------
+    trial : Trial
+        Validated trial; only n, events, landmarks, medians, follow-up and
+        at-risk numbers are read (never ``reported_*``).
+    seed : int
+        Seed for replicates 2..K (replicate 1 is deterministic).
+    replicates : int
+        Number of reconstructions.
+
+    Returns
+    -------
+    list of dict
+        ``[{arm_id: (time, event)}, ...]``; each arm has exactly ``n`` rows
+        and ``events`` deaths.
+    """
+    model = _Model(trial)
+    th, J = _lm_fit(model.residuals, model.initial())
+    r = model.residuals(th)
+    if float(r @ r) > 50.0 * r.size:
+        # A bad start can strand the fit; try once from constant hazards.
+        th2, J2 = _lm_fit(model.residuals, model.initial(simple=True))
+        r2 = model.residuals(th2)
+        if float(r2 @ r2) < float(r @ r):
+            th, J = th2, J2
+    rng = np.random.default_rng(seed)
+    draws = _posterior_draws(model, th, J, replicates - 1, rng) if replicates > 1 else []
+    reps = []
+    for k in range(replicates):
+        if k == 0:
+            thk, r = th, None
+        else:
+            thk, r = draws[k - 1], rng
+        rep = {}
+        for a, t, e in _discretize(model, thk, r):
+            t = _round6(_refine(a, _round6(t), e, max_moves=(REFINE_MOVES if k == 0 else min(REFINE_MOVES, 8))))
+            rep[a.id] = (t.astype(float), e.astype(np.int64))
+        reps.append(rep)
+    return reps

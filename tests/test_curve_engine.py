@@ -1,0 +1,417 @@
+"""Curve engine: IPD from a digitized Kaplan-Meier curve and an at-risk table.
+
+Known truth comes from the vendored kmdata figures: their patient-level data
+are turned into what a figure shows (every step corner, read with small error,
+and a numbers-at-risk table), the engine reconstructs, and the result is
+compared with the original data.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kmbayes.reconstruct import reconstruct
+from kmbayes.reconstruct.curve import clean_curve, reconstruct_arm, reconstruct_curve
+from kmbayes.trial import Arm, AtRisk, Interval, Trial, load_trial
+
+DATA = Path(__file__).resolve().parent / "data"
+KMDATA = DATA / "kmdata"
+FIGURES = ["ACT2_2C", "CONCEPT_1A", "Checkmate017_1", "JCOG0605_2A", "OMEGA_3B", "SAKK_2B"]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def read_ipd(name: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    rows = np.genfromtxt(
+        KMDATA / f"{name}.csv", delimiter=",", names=True, dtype=None, encoding="utf-8"
+    )
+    out = {}
+    for arm in sorted(set(rows["arm"])):
+        m = rows["arm"] == arm
+        out[str(arm)] = (rows["time"][m].astype(float), rows["event"][m].astype(int))
+    return out
+
+
+def km_corners(t: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both corners of every KM step, plus (0, 1) and the end of follow-up."""
+    times = np.unique(t[e == 1])
+    pts_t, pts_s = [0.0], [1.0]
+    s = 1.0
+    for x in times:
+        n = int((t >= x).sum())
+        d = int(((t == x) & (e == 1)).sum())
+        new = s * (1 - d / n)
+        pts_t += [x, x]
+        pts_s += [s, new]
+        s = new
+    pts_t.append(float(t.max()))
+    pts_s.append(s)
+    return np.array(pts_t), np.array(pts_s)
+
+
+def digitize(t, e, rng, noise_t=0.004, noise_s=0.003):
+    """What a person clicking the figure gets (as the validation scorer does)."""
+    ct, cs = km_corners(t, e)
+    tmax = float(t.max())
+    ct = ct + rng.normal(0, noise_t * tmax, len(ct))
+    cs = cs + rng.normal(0, noise_s, len(cs))
+    ct[0], cs[0] = 0.0, 1.0
+    return np.clip(ct, 0, None).round(4), np.clip(cs, 0, 1).round(4)
+
+
+def at_risk_times(tmax: float) -> np.ndarray:
+    step = [0.5, 1, 2, 3, 6, 12, 24][int(np.searchsorted([1, 3, 6, 12, 24, 48, 1e9], tmax / 8))]
+    return np.arange(0, tmax * 0.95, step)[:12]
+
+
+def make_arm(arm_id, t, e, curve, times) -> Arm:
+    table = tuple(AtRisk(float(x), int((t >= x).sum())) for x in times)
+    return Arm(id=arm_id, n=len(t), events=int(e.sum()), at_risk=table, curve=curve)
+
+
+def figure_trial(name: str, seed: int = 0, **noise) -> tuple[Trial, dict]:
+    ipd = read_ipd(name)
+    rng = np.random.default_rng(seed)
+    tmax = max(float(t.max()) for t, _ in ipd.values())
+    times = at_risk_times(tmax)
+    arms = {a: make_arm(a, t, e, digitize(t, e, rng, **noise), times) for a, (t, e) in ipd.items()}
+    ref = sorted(arms)[0]
+    return Trial(name=name, time_unit="months", reference_arm=ref, arms=arms), ipd
+
+
+def cox_loghr(data: dict[str, tuple[np.ndarray, np.ndarray]], ref: str) -> float:
+    """Two-group Cox log HR (other vs ref), Efron ties, by Newton's method."""
+    ts, es, xs = [], [], []
+    for arm, (t, e) in data.items():
+        ts.append(t)
+        es.append(e)
+        xs.append(np.full(len(t), 0.0 if arm == ref else 1.0))
+    t, e, x = np.concatenate(ts), np.concatenate(es), np.concatenate(xs)
+    keep = t > 0
+    t, e, x = t[keep], e[keep], x[keep]
+    uniq = np.unique(t[e == 1])
+    beta = 0.0
+    for _ in range(50):
+        g = h = 0.0
+        r = np.exp(beta * x)
+        for u in uniq:
+            risk = t >= u
+            dm = (t == u) & (e == 1)
+            d = int(dm.sum())
+            s0, s1 = r[risk].sum(), (r * x)[risk].sum()
+            t0, t1 = r[dm].sum(), (r * x)[dm].sum()
+            g += x[dm].sum()
+            for j in range(d):
+                f = j / d
+                a0, a1 = s0 - f * t0, s1 - f * t1
+                g -= a1 / a0
+                h += a1 / a0 - (a1 / a0) ** 2
+        step = g / h
+        beta += step
+        if abs(step) < 1e-10:
+            break
+    return beta
+
+
+def check_counts(arm: Arm, t: np.ndarray, e: np.ndarray) -> None:
+    assert len(t) == len(e) == arm.n
+    assert int(e.sum()) == arm.events
+    assert set(np.unique(e)) <= {0, 1}
+    assert np.all(np.isfinite(t)) and np.all(t >= 0)
+    for row in arm.at_risk:
+        assert int((t >= row.time).sum()) == row.n, (row, int((t >= row.time).sum()))
+
+
+def simple_arm(curve, table, n, events, arm_id="a") -> Arm:
+    return Arm(id=arm_id, n=n, events=events, at_risk=tuple(AtRisk(*r) for r in table), curve=curve)
+
+
+def two_arm_trial(arm: Arm) -> Trial:
+    """A trial needs two arms: pair ``arm`` with a plain synthetic one."""
+    rng = np.random.default_rng(1)
+    t = np.round(rng.exponential(20, 80), 2)
+    c = rng.uniform(10, 40, 80)
+    e = (t <= c).astype(int)
+    t = np.minimum(t, c)
+    other = make_arm("b", t, e, km_corners(t, e), [0, 10, 20, 30])
+    return Trial(name="x", time_unit="months", reference_arm="b", arms={"b": other, arm.id: arm})
+
+
+# --------------------------------------------------------------------------- kmdata truth
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_kmdata_counts_exact_and_hr_close(name):
+    trial, ipd = figure_trial(name)
+    rep = reconstruct_curve(trial, seed=1, replicates=1)[0]
+    for arm_id, arm in trial.arms.items():
+        check_counts(arm, *rep[arm_id])
+    err = abs(cox_loghr(rep, trial.reference_arm) - cox_loghr(ipd, trial.reference_arm))
+    assert err < 0.06, err
+
+
+def test_kmdata_hr_accuracy_overall():
+    errs = []
+    for name in FIGURES:
+        for seed in (0, 1):
+            trial, ipd = figure_trial(name, seed=seed)
+            rep = reconstruct_curve(trial, seed=1, replicates=1)[0]
+            errs.append(
+                abs(cox_loghr(rep, trial.reference_arm) - cox_loghr(ipd, trial.reference_arm))
+            )
+    assert np.median(errs) < 0.02, errs
+
+
+def test_noise_free_digitisation_is_near_exact():
+    trial, ipd = figure_trial("Checkmate017_1", noise_t=0.0, noise_s=0.0)
+    rep = reconstruct_curve(trial, seed=1, replicates=1)[0]
+    err = abs(cox_loghr(rep, trial.reference_arm) - cox_loghr(ipd, trial.reference_arm))
+    assert err < 0.01
+    for arm_id in trial.arms:
+        t, e = rep[arm_id]
+        # Events sit on true event times when the clicks are exact (a step
+        # may be moved onto a table time when the at-risk numbers ask for it).
+        true_times = np.round(ipd[arm_id][0][ipd[arm_id][1] == 1], 6)
+        assert np.isin(np.round(t[e == 1], 6), true_times).mean() > 0.95
+
+
+def test_through_public_dispatcher():
+    trial, _ = figure_trial("OMEGA_3B")
+    rec = reconstruct(trial, seed=3, replicates=2)
+    assert rec.engine == "curve"
+    text = rec.csv_text(with_replicate=True)
+    assert text.splitlines()[0] == "time,event,arm,replicate"
+    assert len(text.splitlines()) == 1 + 2 * sum(a.n for a in trial.arms.values())
+
+
+# --------------------------------------------------------------------------- real clicks
+
+
+def test_checkmate067_real_digitisation_reproduces_at_risk():
+    d = DATA / "checkmate067"
+    clicks = np.genfromtxt(d / "curve_nivolumab.csv", delimiter=",", skip_header=1)
+    rows = np.genfromtxt(d / "at_risk.csv", delimiter=",", skip_header=1, usecols=(1, 4))
+    table = [(float(a), int(b)) for a, b in rows]
+    n = table[0][1]
+    t, e = reconstruct_arm(clicks[:, 0], clicks[:, 1], table, n=n, events=None)
+    assert len(t) == n
+    for x, k in table:
+        assert int((t >= x).sum()) == k
+    # The reconstructed KM follows the clicks.
+    s_end = float(
+        np.prod([1 - ((t == u) & (e == 1)).sum() / (t >= u).sum() for u in np.unique(t[e == 1])])
+    )
+    assert abs(s_end - clicks[-1, 1]) < 0.03
+
+
+def test_checkmate067_with_events_through_trial():
+    d = DATA / "checkmate067"
+    clicks = np.genfromtxt(d / "curve_nivolumab.csv", delimiter=",", skip_header=1)
+    rows = np.genfromtxt(d / "at_risk.csv", delimiter=",", skip_header=1, usecols=(1, 4))
+    table = [(float(a), int(b)) for a, b in rows]
+    arm = simple_arm((clicks[:, 0], clicks[:, 1]), table, n=80, events=30, arm_id="nivolumab")
+    rep = reconstruct_curve(two_arm_trial(arm), seed=5, replicates=3)
+    for r in rep:
+        check_counts(arm, *r["nivolumab"])
+
+
+# --------------------------------------------------------------------------- messy inputs
+
+
+@pytest.fixture(scope="module")
+def truth_arm():
+    """One kmdata arm with its clean step corners and at-risk table."""
+    t, e = read_ipd("SAKK_2B")[sorted(read_ipd("SAKK_2B"))[0]]
+    times = at_risk_times(float(t.max()))
+    return t, e, times
+
+
+def _run_messy(t, e, times, curve, events=True):
+    table = [(float(x), int((t >= x).sum())) for x in times]
+    arm = simple_arm(curve, table, n=len(t), events=int(e.sum()))
+    tt, ee = reconstruct_arm(*curve, table, n=arm.n, events=arm.events if events else None)
+    if events:
+        check_counts(arm, tt, ee)
+    else:
+        assert len(tt) == arm.n
+        for row in arm.at_risk:
+            assert int((tt >= row.time).sum()) == row.n
+    return tt, ee
+
+
+def test_non_monotone_noisy_clicks(truth_arm):
+    t, e, times = truth_arm
+    ct, cs = digitize(t, e, np.random.default_rng(3), noise_t=0.01, noise_s=0.01)
+    assert (np.diff(cs) > 0).any() and (np.diff(ct) < 0).any()
+    _run_messy(t, e, times, (ct, cs))
+
+
+def test_shuffled_clicks(truth_arm):
+    t, e, times = truth_arm
+    ct, cs = digitize(t, e, np.random.default_rng(4))
+    order = np.random.default_rng(5).permutation(len(ct))
+    a = _run_messy(t, e, times, (ct[order], cs[order]))
+    assert a[1].sum() == e.sum()
+
+
+def test_duplicate_times(truth_arm):
+    t, e, times = truth_arm
+    ct, cs = km_corners(t, e)  # corners share their time exactly
+    ct, cs = np.r_[ct, ct[5:15]], np.r_[cs, cs[5:15]]  # and some clicks twice
+    _run_messy(t, e, times, (ct, cs))
+
+
+def test_percent_survival(truth_arm):
+    t, e, times = truth_arm
+    ct, cs = km_corners(t, e)
+    a = _run_messy(t, e, times, (ct, cs))
+    b = _run_messy(t, e, times, (ct, cs * 100))
+    np.testing.assert_allclose(np.sort(a[0]), np.sort(b[0]), rtol=1e-9)
+    assert a[1].sum() == b[1].sum()
+
+
+def test_first_click_not_at_origin(truth_arm):
+    t, e, times = truth_arm
+    ct, cs = digitize(t, e, np.random.default_rng(6))
+    keep = ct > 0.5
+    _run_messy(t, e, times, (ct[keep], cs[keep]))
+    # and a first click a little below 1 at time 0
+    _run_messy(t, e, times, (np.r_[0.0, ct[keep]], np.r_[0.985, cs[keep]]))
+
+
+def test_interval_without_clicks(truth_arm):
+    t, e, times = truth_arm
+    ct, cs = digitize(t, e, np.random.default_rng(7))
+    gap = (ct > times[2]) & (ct < times[4])  # two whole intervals not clicked
+    assert gap.any()
+    _run_messy(t, e, times, (ct[~gap], cs[~gap]))
+
+
+def test_clicks_beyond_last_at_risk_time(truth_arm):
+    t, e, times = truth_arm
+    ct, cs = digitize(t, e, np.random.default_rng(8))
+    assert ct.max() > times[-1]
+    tt, ee = _run_messy(t, e, times[:5], (ct, cs))  # short table, long curve
+    assert tt.max() > times[4]
+
+
+def test_curve_dropping_to_zero():
+    rng = np.random.default_rng(9)
+    t = np.round(rng.exponential(6, 60), 2) + 0.01
+    e = np.ones(60, dtype=int)
+    ct, cs = km_corners(t, e)
+    assert cs[-1] == 0.0
+    times = [0, 3, 6, 9, 12]
+    tt, ee = _run_messy(t, e, times, (ct, cs))
+    assert ee.sum() == 60
+    # and without a reported total: everyone still has an event
+    tt, ee = _run_messy(t, e, times, (ct, cs), events=False)
+    assert ee.sum() == 60
+
+
+def test_at_risk_table_beyond_curve():
+    rng = np.random.default_rng(10)
+    t = np.round(rng.exponential(30, 100), 2) + 0.01
+    c = rng.uniform(5, 20, 100)
+    e = (t <= c).astype(int)
+    t = np.minimum(t, c)
+    ct, cs = km_corners(t, e)
+    keep = ct <= 12  # curve clicked only up to 12, table runs on to 18
+    _run_messy(t, e, [0, 6, 12, 15, 18], (ct[keep], cs[keep]))
+
+
+def test_clean_curve_is_monotone_and_anchored():
+    t, s, t_end = clean_curve(np.array([3.0, 1.0, 2.0, 2.0, 5.0]), np.array([80, 95, 90, 91, 60]))
+    assert t[0] == 0 and s[0] == 1
+    assert np.all(np.diff(t) >= 0) and np.all(np.diff(s) < 0)
+    assert t_end == 5.0
+    assert s.max() <= 1 and abs(s[-1] - 0.6) < 1e-12
+
+
+# --------------------------------------------------------------------------- replicates
+
+
+def test_deterministic_and_replicates_vary():
+    trial, _ = figure_trial("ACT2_2C")
+    a = reconstruct_curve(trial, seed=11, replicates=4)
+    b = reconstruct_curve(trial, seed=11, replicates=4)
+    c = reconstruct_curve(trial, seed=12, replicates=4)
+    for ra, rb in zip(a, b):
+        for arm in trial.arms:
+            np.testing.assert_array_equal(ra[arm][0], rb[arm][0])
+            np.testing.assert_array_equal(ra[arm][1], rb[arm][1])
+    # Replicate 1 is the best reconstruction: the same whatever the seed.
+    for arm in trial.arms:
+        np.testing.assert_array_equal(a[0][arm][0], c[0][arm][0])
+    for r in a:
+        for arm_id, arm in trial.arms.items():
+            check_counts(arm, *r[arm_id])
+    for arm in trial.arms:
+        times = [np.sort(r[arm][0]) for r in a]
+        assert not np.array_equal(times[0], times[1])
+        assert not np.array_equal(times[1], times[2])
+        assert not np.array_equal(np.sort(a[1][arm][0]), np.sort(c[1][arm][0]))
+
+
+def test_replicate_spread_is_modest():
+    trial, ipd = figure_trial("Checkmate017_1")
+    reps = reconstruct_curve(trial, seed=2, replicates=8)
+    hrs = [cox_loghr(r, trial.reference_arm) for r in reps]
+    assert 0 < np.std(hrs) < 0.05
+
+
+def test_reported_hr_is_not_used():
+    trial, _ = figure_trial("OMEGA_3B")
+    with_hr = Trial(
+        **{**trial.__dict__, "reported_hr": Interval(0.1, 0.05, 0.2), "reported_p": 1e-9}
+    )
+    a = reconstruct_curve(trial, seed=1, replicates=2)
+    b = reconstruct_curve(with_hr, seed=1, replicates=2)
+    for ra, rb in zip(a, b):
+        for arm in trial.arms:
+            np.testing.assert_array_equal(ra[arm][0], rb[arm][0])
+
+
+def test_one_call_is_fast():
+    trial, _ = figure_trial("Checkmate017_1")
+    reconstruct_curve(trial, seed=1, replicates=1)  # warm up
+    t0 = time.perf_counter()
+    reconstruct_curve(trial, seed=1, replicates=1)
+    assert time.perf_counter() - t0 < 0.5
+
+
+def test_trial_file_roundtrip(tmp_path):
+    trial, _ = figure_trial("OMEGA_3B")
+    lines = [
+        "[trial]",
+        'name = "x"',
+        'time_unit = "months"',
+        f'reference_arm = "{trial.reference_arm}"',
+        "",
+    ]
+    for arm_id, arm in trial.arms.items():
+        ct, cs = arm.curve
+        (tmp_path / f"c_{arm_id}.csv").write_text(
+            "T,S\n" + "\n".join(f"{a},{100 * b}" for a, b in zip(ct, cs)) + "\n"
+        )
+        table = ", ".join(f"{{ time = {r.time}, n = {r.n} }}" for r in arm.at_risk)
+        lines += [
+            f"[arms.{arm_id}]",
+            f"n = {arm.n}",
+            f"events = {arm.events}",
+            f"at_risk = [{table}]",
+            f'curve = "c_{arm_id}.csv"',
+            "",
+        ]
+    (tmp_path / "t.toml").write_text("\n".join(lines))
+    loaded = load_trial(tmp_path / "t.toml")
+    rep = reconstruct(loaded, seed=1).replicates[0]
+    for arm_id, arm in loaded.arms.items():
+        check_counts(arm, *rep[arm_id])
+    assert math.isfinite(cox_loghr(rep, loaded.reference_arm))

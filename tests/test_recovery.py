@@ -1,0 +1,124 @@
+"""Parameter recovery on simulated CLOCC-sized trials, and the CLOCC fits (slow).
+
+Each simulated trial has 59 + 60 patients, uniform accrual over 60 months and
+at least 90 months of follow-up (CLOCC: median 116 months). With 95% intervals
+a single miss is expected now and then, so each check allows at most one miss
+in its set of (fixed-seed, hence reproducible) simulations.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kmbayes import estimands, fitting, priors
+from kmbayes.data import simulate_trial
+from kmbayes.diagnostics import Gate
+from kmbayes.families import BaselinePrior
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTINGS = fitting.SamplerSettings(draws=1000, tune=500)
+GATE = Gate()
+
+
+def _covers(draws, truth) -> bool:
+    lo, hi = np.quantile(draws, [0.025, 0.975])
+    return lo <= truth <= hi
+
+
+def test_weibull_recovery():
+    shape, scale, hr, t_ref = 1.3, 40.0, 0.6, 36.0
+    alpha = shape * math.log(t_ref / scale)  # H0(t_ref) = (t_ref / scale)^k
+    misses, checks = 0, 0
+    for seed in range(5):
+        d = simulate_trial(np.random.default_rng(100 + seed), shape=shape, scale=scale, hr=hr)
+        fit = fitting.fit_one("weibull_ph", d, priors.reference(), settings=SETTINGS, gate=GATE,
+                              seed=seed, baseline=BaselinePrior(time_ref=t_ref))
+        assert fit.gate_passed, fit.diagnostics["failures"]
+        post = fit.idata.posterior
+        for draws, truth in [
+            (post.log_hr.values.ravel(), math.log(hr)),
+            (post.log_shape.values.ravel(), math.log(shape)),
+            (post.alpha.values.ravel(), alpha),
+        ]:
+            checks += 1
+            misses += not _covers(draws, truth)
+    assert misses <= 1, f"{misses}/{checks} 95% intervals missed the truth"
+
+
+CUTS = [0, 12, 24, 36, 60, 96, math.inf]
+RATES = np.array([0.02, 0.025, 0.025, 0.03, 0.03, 0.03])
+
+
+def test_piecewise_ph_recovery():
+    """CLOCC-sized PH trials: the HR and the baseline rates are recovered."""
+    misses = checks = 0
+    for seed in range(4):
+        d = simulate_trial(np.random.default_rng(200 + seed), cuts=CUTS, rates=RATES,
+                           hrs=np.full(6, 0.6))
+        ph = fitting.fit_one("piecewise_ph", d, priors.reference(), cuts=CUTS, settings=SETTINGS,
+                             gate=GATE, seed=seed)
+        assert ph.gate_passed, ph.diagnostics["failures"]
+        post = ph.idata.posterior
+        ll = post.log_lambda.values.reshape(-1, len(RATES))
+        for draws, truth in [(post.log_hr.values.ravel(), math.log(0.6))] + [
+            (ll[:, j], math.log(RATES[j])) for j in range(5)  # the open tail has a handful of deaths
+        ]:
+            checks += 1
+            misses += not _covers(draws, truth)
+    assert misses <= 1, f"{misses}/{checks} 95% intervals missed the truth"
+
+
+def test_piecewise_tv_recovery():
+    """Known delayed effect (HR 1 for 3 years, then 0.5-0.4): interval HRs recovered.
+
+    Four times CLOCC's size: at CLOCC's size each interval holds ~10 deaths per
+    arm, and the hierarchical prior -- by design -- pulls the extreme interval
+    HRs towards their mean, so per-interval coverage of a fixed, strongly
+    non-proportional truth is below nominal there (about 3 misses in 20 in our
+    runs). With more data the shrinkage fades and coverage must be nominal.
+    """
+    hrs = np.array([1.0, 1.0, 1.0, 0.5, 0.4, 0.4])
+    misses = checks = 0
+    p_delay = []
+    for seed in range(3):
+        d = simulate_trial(np.random.default_rng(300 + seed), n=(236, 240), cuts=CUTS, rates=RATES,
+                           hrs=hrs)
+        tv = fitting.fit_one("piecewise_tv", d, priors.reference(), cuts=CUTS, settings=SETTINGS,
+                             gate=GATE, seed=seed)
+        assert tv.gate_passed, tv.diagnostics["failures"]
+        lh = tv.idata.posterior.log_hr_interval.values.reshape(-1, len(hrs))
+        for j in range(len(hrs) - 1):
+            checks += 1
+            misses += not _covers(lh[:, j], math.log(hrs[j]))
+        # and the model sees the delay: years 3-8 HR below the first three years'
+        p_delay.append(np.mean(lh[:, 3:5].mean(axis=1) < lh[:, :3].mean(axis=1)))
+    assert misses <= 1, f"{misses}/{checks} interval-HR intervals missed"
+    assert np.mean(p_delay) > 0.8, p_delay
+
+
+CLOCC_IPD = ROOT / "data" / "processed" / "clocc_os_ipd.csv"
+CONJUGATE = {"reference": 0.58, "sceptical": 0.76, "enthusiastic": 0.64, "pessimistic": 0.91}
+
+
+@pytest.mark.skipif(not CLOCC_IPD.exists(), reason="CLOCC reconstruction not available")
+@pytest.mark.parametrize("model", ["weibull_ph", "piecewise_ph"])
+def test_clocc_ph_models_match_conjugate(model):
+    """PH fits to the reconstructed CLOCC data land within 0.05 of the conjugate medians."""
+    from kmbayes.data import load_for_trial
+    from kmbayes.trial import load_trial
+
+    spec = fitting.load_spec(ROOT / "configs" / "clocc.toml")
+    data = load_for_trial(CLOCC_IPD, load_trial(spec.trial))[0]
+    for pname, expected in CONJUGATE.items():
+        fit = fitting.fit_one(model, data, spec.priors[pname], cuts=spec.cuts, baseline=spec.baseline,
+                              settings=spec.sampler, gate=spec.gate,
+                              seed=fitting.derive_seed(spec.seed, model, pname))
+        assert fit.gate_passed, (pname, fit.diagnostics["failures"])
+        med = float(np.median(estimands.hr_draws(fit)))
+        assert abs(med - expected) <= 0.05, (pname, med, expected)
