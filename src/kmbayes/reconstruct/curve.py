@@ -67,7 +67,7 @@ _THETA_LO, _THETA_HI = 0.2, 0.8
 _THETA_JITTER = 0.25
 # Two clicks this close (fraction of the time axis) across a drop are read as
 # the top and bottom corner of the same step.
-_CORNER_GAP = 0.04
+_CORNER_GAP = 0.02
 # Range of the censoring shape in the tail after the at-risk table.
 _TAIL_GAMMA = (0.05, 20.0)
 # Relative uncertainty of the evenly-spread risk set, as a prior against
