@@ -32,6 +32,8 @@ def test_load_spec_clocc():
     assert spec.milestones == (36, 60, 96) and spec.rmst_horizons == (60, 96)
     assert spec.gate.rhat_max == 1.01 and spec.gate.ess_min == 400
     assert spec.settings(True).draws < spec.settings(False).draws
+    assert spec.settings(False, "piecewise_tv").draws == 2000  # [sampler.piecewise_tv]
+    assert spec.settings(False, "weibull_ph") == spec.sampler
 
 
 @pytest.mark.parametrize("name", ["sceptical_only", "weibull_only", "cuts_yearly"])
@@ -69,6 +71,8 @@ def _spec_with(tmp_path, mutate) -> Path:
         (lambda d: d["models"].update(cuts=[0, 24, 12]), "models.cuts"),
         (lambda d: d["sampler"].update(draws="many"), "sampler.draws"),
         (lambda d: d["sampler"].update(backend="stan"), "sampler.backend"),
+        (lambda d: d["sampler"].update(cox={"draws": 10}), "sampler.cox"),
+        (lambda d: d["sampler"]["piecewise_tv"].update(draws=1), "sampler.piecewise_tv.draws"),
         (lambda d: d["run"].update(seed=-1), "run.seed"),
         (lambda d: d["estimands"].update(milestones=[36, -1]), "estimands.milestones[1]"),
         (lambda d: d["models"]["baseline"].update(time_ref=0), "models.baseline.time_ref"),

@@ -75,19 +75,18 @@ def test_piecewise_ph_recovery():
 
 
 def test_piecewise_tv_recovery():
-    """Known delayed effect (HR 1 for 3 years, then 0.5-0.4): interval HRs recovered.
+    """Known delayed effect (HR 1 for 3 years, then 0.5-0.4) at CLOCC's size.
 
-    Four times CLOCC's size: at CLOCC's size each interval holds ~10 deaths per
-    arm, and the hierarchical prior -- by design -- pulls the extreme interval
-    HRs towards their mean, so per-interval coverage of a fixed, strongly
-    non-proportional truth is below nominal there (about 3 misses in 20 in our
-    runs). With more data the shrinkage fades and coverage must be nominal.
+    The random-walk prior shrinks each interval towards its neighbours, so a
+    delay (a step in the HR) is kept; with ~10 deaths per arm and interval
+    the 95% intervals must cover the truth (at most 1 miss in 15) and the
+    model must see the delay.
     """
     hrs = np.array([1.0, 1.0, 1.0, 0.5, 0.4, 0.4])
     misses = checks = 0
     p_delay = []
     for seed in range(3):
-        d = simulate_trial(np.random.default_rng(300 + seed), n=(236, 240), cuts=CUTS, rates=RATES,
+        d = simulate_trial(np.random.default_rng(300 + seed), n=(59, 60), cuts=CUTS, rates=RATES,
                            hrs=hrs)
         tv = fitting.fit_one("piecewise_tv", d, priors.reference(), cuts=CUTS, settings=SETTINGS,
                              gate=GATE, seed=seed)
@@ -99,7 +98,10 @@ def test_piecewise_tv_recovery():
         # and the model sees the delay: years 3-8 HR below the first three years'
         p_delay.append(np.mean(lh[:, 3:5].mean(axis=1) < lh[:, :3].mean(axis=1)))
     assert misses <= 1, f"{misses}/{checks} interval-HR intervals missed"
-    assert np.mean(p_delay) > 0.8, p_delay
+    # Under proportional hazards this probability is centred on 0.5; with 119
+    # patients a halving of the HR after year 3 lifts it to ~0.75 on average
+    # (0.6-0.85 across seeds), so 0.7 separates "sees the delay" from chance.
+    assert np.mean(p_delay) > 0.7, p_delay
 
 
 CLOCC_IPD = ROOT / "data" / "processed" / "clocc_os_ipd.csv"

@@ -113,14 +113,19 @@ class RunSpec:
     fast_gate: Gate
     fast_replicates: int = 3
     pool_gate: Gate = field(default_factory=lambda: Gate(rhat_max=1.02, ess_min=100.0))
+    #: per-model changes to the main sampler settings (``[sampler.<model>]``)
+    model_sampler: dict = field(default_factory=dict)
     pool_replicates: bool = True
     data: Path | None = None
     tipping_threshold: float = 0.95
     path: Path | None = None
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
-    def settings(self, fast: bool) -> SamplerSettings:
-        return self.fast_sampler if fast else self.sampler
+    def settings(self, fast: bool, model: str | None = None) -> SamplerSettings:
+        """Sampler settings of a profile, with ``[sampler.<model>]`` overrides (full profile)."""
+        if fast:
+            return self.fast_sampler
+        return self.model_sampler.get(model, self.sampler)
 
     def gate_for(self, fast: bool) -> Gate:
         return self.fast_gate if fast else self.gate
@@ -133,6 +138,7 @@ class RunSpec:
             "baseline": dataclasses.asdict(self.baseline),
             "priors": {k: [v.mu, v.sigma] for k, v in self.priors.items()},
             "sampler": dataclasses.asdict(self.sampler),
+            "model_sampler": {k: dataclasses.asdict(v) for k, v in self.model_sampler.items()},
             "fast": dataclasses.asdict(self.fast_sampler),
             "pooling": dataclasses.asdict(self.pool_sampler),
             "gate": self.gate.as_dict(),
@@ -270,7 +276,13 @@ def parse_spec(doc: dict, base: Path | None = None, path: Path | None = None) ->
     prior_specs = priors.prior_set(pids, mcid, tail, customs)
 
     st = _table(doc, "sampler")
-    sampler = _sampler(st, "sampler", SamplerSettings())
+    sampler = _sampler({k: v for k, v in st.items() if not isinstance(v, dict)}, "sampler", SamplerSettings())
+    model_sampler = {}
+    for k, v in st.items():
+        if isinstance(v, dict):
+            if k not in families.FAMILIES:
+                raise InputError(f"sampler.{k}", f"unknown model (known: {', '.join(families.FAMILIES)})")
+            model_sampler[k] = _sampler(v, f"sampler.{k}", sampler)
     ft = _table(doc, "fast")
     fast = _sampler(ft, "fast", dataclasses.replace(sampler, draws=300, tune=300))
     pl = _table(doc, "pooling")
@@ -314,7 +326,7 @@ def parse_spec(doc: dict, base: Path | None = None, path: Path | None = None) ->
         baseline=baseline, priors=prior_specs, mcid_hr=mcid, tail=tail, sampler=sampler,
         fast_sampler=fast, pool_sampler=pool_s, milestones=milestones, rmst_horizons=horizons,
         gate=gate, fast_gate=fast_gate, fast_replicates=fast_reps, pool_gate=pool_gate,
-        pool_replicates=pool,
+        model_sampler=model_sampler, pool_replicates=pool,
         data=data, tipping_threshold=thr, path=path, raw=doc,
     )
 
@@ -328,13 +340,39 @@ def load_spec(path: str | Path) -> RunSpec:
         Naming the offending field (``file`` for unreadable/invalid TOML).
     """
     path = Path(path)
+    doc = _read_spec_doc(path, seen=())
+    return parse_spec(doc, base=path.resolve().parent, path=path.resolve())
+
+
+def _merge(base: dict, over: dict) -> dict:
+    """Deep merge: tables merge key by key, anything else in ``over`` replaces."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _read_spec_doc(path: Path, seen: tuple) -> dict:
+    """Read a run spec; ``extends = "other.toml"`` layers it over another spec.
+
+    This makes a sensitivity analysis a literal config diff: the file holds
+    only what differs from the spec it extends (paths relative to itself).
+    """
     if not path.is_file():
         raise InputError("file", f"run spec not found: {path}")
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as ex:
         raise InputError("file", f"invalid TOML in {path.name}: {ex}") from None
-    return parse_spec(doc, base=path.resolve().parent, path=path.resolve())
+    parent = doc.pop("extends", None)
+    if parent is None:
+        return doc
+    if not isinstance(parent, str):
+        raise InputError("extends", f"expected a file name, got {parent!r}")
+    ppath = (path.parent / parent).resolve()
+    if ppath in seen:
+        raise InputError("extends", f"circular extends via {ppath.name}")
+    return _merge(_read_spec_doc(ppath, seen + (path.resolve(),)), doc)
 
 
 def subset_spec(spec: RunSpec, models=None, priors=None) -> RunSpec:
@@ -1262,7 +1300,7 @@ def fit_grid(
     reps = _load(ipd_path, trial)
     data = reps[0]
     data_hash = file_digest(ipd_path)
-    settings, gate = spec.settings(fast), spec.gate_for(fast)
+    gate = spec.gate_for(fast)
     profile = "fast" if fast else "full"
     pool_data, pool_hash = _resolve_pool_source(pool_replicates, reps, trial, spec, fast, ipd_path)
     pool_settings = spec.fast_sampler if fast else spec.pool_sampler
@@ -1276,8 +1314,9 @@ def fit_grid(
         if progress is not None:
             progress(done, total, label, secs, ok, cached)
 
-    def fit_cached(model, pname, prior, d, folder, name="posterior.nc", s=settings, g=gate, extra=None,
+    def fit_cached(model, pname, prior, d, folder, name="posterior.nc", s=None, g=gate, extra=None,
                    loo=True):
+        s = s or spec.settings(fast, model)
         seed = derive_seed(spec.seed, model, pname, d.replicate or 0)
         key = _fit_key(model, d, spec.cuts, spec.baseline, prior, s, g, seed)
         if not force:

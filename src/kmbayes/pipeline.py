@@ -110,13 +110,14 @@ def fit_step(spec, ipd: Path, replicates: Path | None, layout: Layout, *, fast: 
     """Fit the model x prior grid; returns the grid result (fits, results, diagnostics)."""
     from .fitting import fit_grid
 
+    use_pool = spec.pool_replicates if pool is None else pool
     return fit_grid(
         spec,
         ipd,
         layout.root,
         fast=fast,
         force=force,
-        pool_replicates=replicates if pool is not False else None,
+        pool_replicates=replicates if (use_pool and replicates is not None) else False,
         progress=_progress,
     )
 
@@ -281,7 +282,7 @@ def run_command(args) -> int:
     _say("")
     _say(summary)
     _say(f"(done in {time.time() - t0:.0f} s; report: {report})")
-    failed = [k for k, f in grid.fits.items() if not f.gate_passed]
+    failed = grid.failed  # primary and replicate-pooled fits
     if failed:
         raise FitFailedError(
             f"{len(failed)} fit(s) failed the diagnostic gate: "
@@ -310,10 +311,10 @@ def fit_command(args) -> int:
     reps = layout.replicates(stem)
     pool = True if args.pool_replicates else None
     _say(f"kmbayes fit: {len(spec.models)} models x {len(spec.priors)} priors on {ipd.name}")
-    grid = fit_step(spec, ipd, reps if reps.exists() and (pool or spec.pool_replicates) else None,
-                    layout, fast=args.fast, force=args.force, pool=pool)
+    grid = fit_step(spec, ipd, reps if reps.exists() else None, layout, fast=args.fast, force=args.force,
+                    pool=pool)
     _say(f"wrote {layout.reports / 'results.csv'} and {layout.reports / 'diagnostics.csv'}")
-    failed = [k for k, f in grid.fits.items() if not f.gate_passed]
+    failed = grid.failed  # primary and replicate-pooled fits
     if failed:
         raise FitFailedError(", ".join(f"{m}/{p}" for m, p in failed) + " failed the diagnostic gate")
     return 0

@@ -12,7 +12,7 @@ weibull_ph
 piecewise_ph
     Piecewise-exponential PH (Poisson on sufficient statistics).
 piecewise_tv
-    Piecewise-exponential with interval-specific, hierarchically shrunk HRs.
+    Piecewise-exponential with interval-specific HRs (random walk around a common mean).
 """
 
 from __future__ import annotations

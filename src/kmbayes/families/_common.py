@@ -62,9 +62,10 @@ class BaselinePrior:
         SD of the log Weibull shape (0.5: shape between 0.37 and 2.7 at 95%,
         i.e. hazards from clearly falling to clearly rising).
     tau_scale : float
-        Half-normal scale of the between-interval SD of the log HR in
-        ``piecewise_tv``. 0.5 allows interval HRs to differ from the mean HR by
-        a factor exp(1) = 2.7 at about 2 SD, while shrinking noise.
+        Half-normal scale of tau, the SD of the change in log HR between
+        adjacent intervals in ``piecewise_tv`` (random walk). 0.5 lets the HR
+        change by a factor exp(1) = 2.7 between neighbouring intervals at
+        about 2 SD, while shrinking noise.
     """
 
     time_ref: float = 36.0

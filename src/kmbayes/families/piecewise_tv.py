@@ -1,20 +1,29 @@
 """Piecewise-exponential model with an interval-specific hazard ratio.
 
-As :mod:`~kmbayes.families.piecewise_ph`, but the log HR may differ between
-intervals: log HR_j = log_hr_mean + tau z_j, z_j ~ Normal(0, 1) (non-centred),
-tau ~ HalfNormal(tau_scale). The prior set (sceptical, enthusiastic, ...)
-applies to ``log_hr_mean``, so "how sceptical" means the same thing as in the
-PH models, and the headline HR of this model is exp(log_hr_mean).
+As :mod:`~kmbayes.families.piecewise_ph`, but the log HR may change from one
+interval to the next. The interval log HRs follow a first-order random walk,
+centred on a common mean::
 
-Why hierarchical, not a random walk: the question for CLOCC is whether the
-benefit differs between periods (overlapping curves for three years, then
-separation), not whether it drifts smoothly. Exchangeable interval effects
-shrunk towards a common mean answer it directly -- with tau near 0 the model
-reduces to PH, and the posterior of tau measures departure from PH -- while a
-random walk would tie the late HRs to the early ones through the order of
-unequal-width intervals and leave the "mean" effect undefined. The
-non-centred form avoids the funnel when tau is small, which is where the data
-push it if PH holds.
+    w_1 = 0,  w_j = w_{j-1} + tau z_j  (z_j ~ Normal(0, 1), j = 2..J)
+    log HR_j = log_hr_mean + w_j - mean(w)
+
+with tau ~ HalfNormal(tau_scale): tau is the SD of the change in log HR
+between adjacent intervals. The prior set (sceptical, enthusiastic, ...)
+applies to ``log_hr_mean``, the average log HR over the intervals, so "how
+sceptical" means the same thing as in the PH models; the headline HR of this
+model is exp(log_hr_mean). With tau near 0 the model reduces to PH.
+
+Why a random walk rather than exchangeable (hierarchical) interval effects:
+time is ordered, and adjacent periods of follow-up are more alike than distant
+ones. An exchangeable prior shrinks every interval towards the overall mean
+regardless of when it lies, so with CLOCC's short early intervals (about 20
+deaths each) it pulled the first three years' HRs from about 0.9 (what the
+data show: equal 3-year survival) to about 0.65, and the model then predicted
+a 3-year survival difference that the data do not show. The random walk
+shrinks each interval towards its neighbours instead, which is what lets the
+model say "no difference for three years, then a benefit". This is also the
+prior rstanarm's ``stan_surv`` puts on piecewise time-varying effects. The
+non-centred form avoids the funnel when tau is small.
 
 This is the model that can say "the benefit appears after year 3": see the
 per-interval ``hr_interval`` draws and :func:`kmbayes.estimands.hr_over_time`.
@@ -22,8 +31,8 @@ per-interval ``hr_interval`` draws and :func:`kmbayes.estimands.hr_over_time`.
 References
 ----------
 Ibrahim JG, Chen M-H, Sinha D. Bayesian Survival Analysis. Springer; 2001. sec. 3.1.
-Gelman A. Prior distributions for variance parameters in hierarchical models.
-Bayesian Anal. 2006;1(3):515-534.
+Brilleman SL, Elci EM, Novik JB, Wolfe R. Bayesian survival analysis using the
+rstanarm R package. arXiv:2002.09633; 2020 (time-varying effects, random-walk prior).
 Betancourt M, Girolami M. Hamiltonian Monte Carlo for hierarchical models.
 arXiv:1312.0906; 2013 (non-centred parameterisation).
 """
@@ -39,11 +48,19 @@ class PiecewiseTV(PiecewisePH):
     log_hr_var = "log_hr_mean"
 
     def _effect(self, pm, pv, bv):
+        import pytensor.tensor as pt
+
         # The prior set acts on the mean; tau and z carry the departures from PH.
+        model = pm.modelcontext(None)
+        labels = list(model.coords["interval"])
         mean = pm.Normal("log_hr_mean", pv["prior_mu"], pv["prior_sigma"])
         tau = pm.HalfNormal("tau", bv["tau_scale"])
-        z = pm.Normal("z", 0.0, 1.0, dims="interval")
-        return pm.Deterministic("log_hr_interval", mean + tau * z, dims="interval")
+        if len(labels) == 1:
+            return pm.Deterministic("log_hr_interval", pt.stack([mean]), dims="interval")
+        model.add_coord("change", labels[1:])
+        z = pm.Normal("z", 0.0, 1.0, dims="change")
+        walk = pt.concatenate([pt.zeros(1), pt.cumsum(tau * z)])
+        return pm.Deterministic("log_hr_interval", mean + walk - walk.mean(), dims="interval")
 
     def _deterministics(self, pm, pt, effect):
         pm.Deterministic("hr_interval", pt.exp(effect), dims="interval")

@@ -565,9 +565,10 @@ def _refine(a: _ArmSpec, t: np.ndarray, e: np.ndarray, max_moves: int = 30) -> n
     on one side and puts it just across that point; the best move is kept
     while it lowers the mismatch of the recomputed statistics. If a landmark
     survival is still off by more than 0.0025 (rounding plus a margin), a
-    second search from the same start also lets a censoring step past its neighbouring death and
-    tries pairs of moves (a death and a censoring may have to move together
-    to hit a 3-decimal S). Moves only shift individuals locally, so every
+    second search from the same start also lets a censoring step past its
+    neighbouring death and tries pairs of moves (a death and a censoring may
+    have to move together to hit a 3-decimal S); the one with the smaller
+    landmark error is kept. Moves only shift individuals locally, so every
     time stays near the model's.
     """
     if (a.lm_t.size == 0 and not a.med) or max_moves <= 0:
