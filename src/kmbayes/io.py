@@ -9,6 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _umask_mode() -> int:
+    # mkstemp creates 0600 files; published outputs should get the usual mode.
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; move it into place on success.
@@ -22,6 +29,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.exists():
+            os.chmod(tmp_path, _umask_mode())
         os.replace(tmp_path, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -50,7 +59,9 @@ def write_many_atomic(files: dict[Path, str]) -> None:
             with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
                 fh.write(text)
             tmps[path] = Path(tmp)
+        mode = _umask_mode()
         for path, tmp in tmps.items():
+            os.chmod(tmp, mode)
             os.replace(tmp, path)
     finally:
         for tmp in tmps.values():

@@ -192,7 +192,12 @@ def reproducibility(spec, seed: int) -> dict:
 
     info = dict(environment_info())
     info["seed"] = seed
-    info["config"] = str(getattr(spec, "path", ""))
+    cfg = Path(getattr(spec, "path", "") or "")
+    try:
+        cfg = cfg.resolve().relative_to(REPO_ROOT)
+    except ValueError:
+        pass
+    info["config"] = str(cfg)
     return info
 
 
