@@ -54,7 +54,7 @@ def main() -> None:
     spec = fitting.load_spec(ROOT / "configs" / "clocc.toml")
     data, label = _data()
     print(f"data: {label}, n = {data.n}, events = {int(data.event.sum())}", flush=True)
-    settings, gate = spec.sampler, spec.gate
+    gate = spec.gate
 
     # ---------------------------------------------------------- kmbayes' way
     fitting._COMPILED.clear()
@@ -63,7 +63,8 @@ def main() -> None:
         for pname, prior in spec.priors.items():
             t1 = time.perf_counter()
             fit = fitting.fit_one(
-                model, data, prior, cuts=spec.cuts, baseline=spec.baseline, settings=settings,
+                model, data, prior, cuts=spec.cuts, baseline=spec.baseline,
+                settings=spec.settings(False, model),
                 gate=gate, seed=fitting.derive_seed(spec.seed, model, pname),
             )
             hr = float(np.median(np.exp(fit.idata.posterior[families.get(model).log_hr_var].values)))

