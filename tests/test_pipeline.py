@@ -92,3 +92,18 @@ def test_run_clocc_end_to_end_fast(tmp_path: Path) -> None:
     assert r.returncode in (0, 3), r.stderr[-2000:]
     _assert_full_output(out, ROOT / "data" / "raw" / "clocc_os.toml")
     assert "probability that" in r.stdout
+
+
+def test_scripted_fit_from_config_diff(tmp_path: Path) -> None:
+    """``kmbayes fit --config <spec>`` runs a sensitivity spec (a diff of clocc.toml) from anywhere."""
+    out = tmp_path / "sens"
+    r = run_cli("fit", "--config", ROOT / "configs" / "sceptical_only.toml", "--models", "weibull_ph",
+                "--fast", "--output", out, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = pd.read_csv(out / "reports" / "results.csv")
+    assert set(res.prior) == {"sceptical"} and set(res.model) == {"weibull_ph"}
+    manifest = (out / "models" / "weibull_ph__sceptical" / "manifest.json").read_text()
+    for key in ("seed", "git_commit", "config_hash", "data_hash"):
+        assert key in manifest
+    # the main results are untouched by a sensitivity run
+    assert not (tmp_path / "reports").exists()

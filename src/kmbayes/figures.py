@@ -37,6 +37,7 @@ from matplotlib.ticker import FixedLocator, MultipleLocator, NullFormatter, Null
 
 from . import style
 from .io import atomic_path
+from .km import km as km_fit
 from .trial import Trial
 
 __all__ = [
@@ -200,23 +201,16 @@ def _hr_limits(*arrays: np.ndarray, pad: float = 1.15) -> tuple[float, float]:
 
 
 def _km(time: np.ndarray, event: np.ndarray) -> dict[str, np.ndarray]:
-    """Kaplan-Meier step function, with the censoring times for tick marks.
-
-    Kept local and minimal (no variance) because the figures need only the
-    curve; :mod:`kmbayes.km` holds the full estimator with Greenwood CIs.
-    """
+    """Kaplan-Meier step function (from :mod:`kmbayes.km`) with censoring ticks."""
     time = np.asarray(time, float)
     event = np.asarray(event).astype(bool)
-    ut = np.unique(time[event])
-    n_risk = np.array([(time >= t).sum() for t in ut], float)
-    d = np.array([((time == t) & event).sum() for t in ut], float)
-    surv = np.cumprod(1.0 - d / n_risk)
-    t_step = np.concatenate([[0.0], ut])
-    s_step = np.concatenate([[1.0], surv])
+    fit = km_fit(time, event)
+    keep = (fit.d > 0) | (fit.time == 0)  # the curve only changes at deaths
+    t_step, s_step = fit.time[keep], fit.surv[keep]
+    if s_step[0] < 1.0:  # start the step function at (0, 1), even with deaths at time 0
+        t_step, s_step = np.concatenate([[0.0], t_step]), np.concatenate([[1.0], s_step])
     cens = np.sort(time[~event])
-    idx = np.searchsorted(ut, cens, side="right")
-    s_cens = s_step[idx]
-    return {"time": t_step, "surv": s_step, "cens_time": cens, "cens_surv": s_cens}
+    return {"time": t_step, "surv": s_step, "cens_time": cens, "cens_surv": np.asarray(fit.survival(cens), float)}
 
 
 def _km_rmst(km: dict[str, np.ndarray], horizon: float) -> float:

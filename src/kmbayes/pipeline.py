@@ -67,9 +67,28 @@ class Layout:
     def replicates(self, stem: str) -> Path:
         return self.processed / f"{stem}_ipd_replicates.csv"
 
+    def existing(self, name: str) -> Path:
+        """``processed/name`` here if it exists, else the repository's (shared by sensitivity runs)."""
+        own = self.processed / name
+        return own if own.exists() else REPO_ROOT / "data" / "processed" / name
 
-def layout_for(output: Path | None) -> Layout:
-    return Layout((Path(output) if output is not None else REPO_ROOT).resolve())
+
+def layout_for(output: Path | None, spec=None, trial_path: Path | None = None) -> Layout:
+    """Where a run writes.
+
+    ``--output`` wins. Otherwise the default CLOCC spec writes into the
+    repository (``data/processed``, ``models``, ``reports``), and any other
+    spec or trial file writes under ``runs/<name>/``, so a scripted
+    sensitivity analysis never overwrites the main results.
+    """
+    if output is not None:
+        return Layout(Path(output).resolve())
+    if trial_path is not None and spec is not None and Path(trial_path).resolve() != Path(spec.trial).resolve():
+        return Layout((REPO_ROOT / "runs" / Path(trial_path).stem).resolve())
+    spec_path = getattr(spec, "path", None)
+    if spec_path is not None and Path(spec_path).resolve() != DEFAULT_CONFIG.resolve():
+        return Layout((REPO_ROOT / "runs" / Path(spec_path).stem).resolve())
+    return Layout(REPO_ROOT.resolve())
 
 
 # --------------------------------------------------------------------------- steps
@@ -261,12 +280,13 @@ def run_command(args) -> int:
     spec = _load_spec(args)
     trial_path = _trial_path(spec, args)
     trial = load_trial(trial_path)  # validate before writing anything
-    if getattr(args, "trial", None) is not None:
+    layout = layout_for(args.output, spec, trial_path)  # before adapting: it compares with the spec's trial
+    is_spec_trial = trial_path == Path(spec.trial).resolve()
+    if not is_spec_trial:
         from .fitting import adapt_spec_to_trial
 
         spec = adapt_spec_to_trial(spec, trial)
     seed = args.seed if args.seed is not None else spec.seed
-    layout = layout_for(args.output)
     _say(f"kmbayes run: {trial.name} ({trial.endpoint}); outputs under {layout.root}")
 
     _say(f"[1/4] reconstruct: {trial_path.name} -> {layout.processed}")
@@ -281,7 +301,7 @@ def run_command(args) -> int:
 
     _say(f"[4/4] report -> {layout.reports / 'reanalysis.md'}")
     report, summary = report_step(grid, spec, trial, check_csv, layout, seed=seed)
-    if layout.root == REPO_ROOT.resolve() and trial_path == Path(spec.trial).resolve():
+    if layout.root == REPO_ROOT.resolve() and is_spec_trial:
         update_readme_results(layout.reports / "results.csv")
 
     _say("")
@@ -308,12 +328,12 @@ def fit_command(args) -> int:
             models=args.models.split(",") if args.models else None,
             priors=args.priors.split(",") if args.priors else None,
         )
-    layout = layout_for(args.output)
+    layout = layout_for(args.output, spec)
     stem = Path(spec.trial).stem
-    ipd = Path(args.data).resolve() if args.data else layout.ipd(stem)
+    ipd = Path(args.data).resolve() if args.data else layout.existing(f"{stem}_ipd.csv")
     if not ipd.exists():
         raise InputError("--data", f"IPD not found: {ipd} (run `kmbayes reconstruct` or `kmbayes run` first)")
-    reps = layout.replicates(stem)
+    reps = layout.existing(f"{stem}_ipd_replicates.csv")
     pool = True if args.pool_replicates else None
     _say(f"kmbayes fit: {len(spec.models)} models x {len(spec.priors)} priors on {ipd.name}")
     grid = fit_step(spec, ipd, reps if reps.exists() else None, layout, fast=args.fast, force=args.force,
@@ -332,15 +352,15 @@ def report_command(args) -> int:
     from .trial import load_trial
 
     spec = _load_spec(args)
-    layout = layout_for(args.output)
+    layout = layout_for(args.output, spec)
     trial_path = Path(spec.trial).resolve()
     trial = load_trial(trial_path)
-    ipd = layout.ipd(trial_path.stem)
+    ipd = layout.existing(f"{trial_path.stem}_ipd.csv")
     if not (layout.reports / "results.csv").exists():
         raise InputError("--output", f"no fits under {layout.root} (run `kmbayes fit` first)")
     grid = load_grid(layout.root, spec)
     figs = figures_step(grid, ipd, trial, layout)
-    reps_check = check_path(layout.replicates(trial_path.stem))
+    reps_check = check_path(layout.existing(f"{trial_path.stem}_ipd_replicates.csv"))
     report, summary = report_step(grid, spec, trial, reps_check if reps_check.exists() else check_path(ipd), layout,
                                   seed=spec.seed)
     _say(f"wrote {len(figs)} figure files and {report}")
