@@ -252,8 +252,8 @@ def plain_summary(res: pd.DataFrame, diag: pd.DataFrame | None, trial: Trial,
     if p is None or hr is None:
         return "No headline estimate was produced."
     s = (
-        f"Under a {prior} prior, the probability that {treat.lower()} improves {trial.endpoint} "
-        f"compared with {ref.lower()} is {_pct(p.estimate)} (HR {_ci(hr.estimate, hr.lower, hr.upper)}, "
+        f"Under a {prior} prior, the probability that {treat} improves {trial.endpoint} "
+        f"compared with {ref} is {_pct(p.estimate)} (HR {_ci(hr.estimate, hr.lower, hr.upper)}, "
         f"{MODEL_NAMES.get(model, model)} model)"
     )
     timing = benefit_timing(intervals, prior, trial)
@@ -279,7 +279,7 @@ def conclusion(res: pd.DataFrame, trial: Trial, intervals: pd.DataFrame | None =
         lo_p, hi_p = min(p_by_prior.values()), max(p_by_prior.values())
         worst = min(p_by_prior, key=p_by_prior.get)
         lines.append(
-            f"- Across the community of priors, P(HR < 1) for {treat.lower()} ranges from {_pct(lo_p)} "
+            f"- Across the community of priors, P(HR < 1) for {treat} ranges from {_pct(lo_p)} "
             f"({worst} prior) to {_pct(hi_p)}. "
             + ("Even a sceptical reader would put high probability on some benefit."
                if p_by_prior.get("sceptical", 0) >= 0.9 else
