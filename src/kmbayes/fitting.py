@@ -542,6 +542,16 @@ def environment_info() -> dict:
     }
 
 
+def _display_path(p) -> str:
+    """A path relative to the repository when inside it, so manifests do not depend on the checkout."""
+    p = Path(p).resolve()
+    root = Path(__file__).resolve().parents[2]
+    try:
+        return str(p.relative_to(root))
+    except ValueError:
+        return str(p)
+
+
 def derive_seed(run_seed: int, *parts) -> int:
     """Per-fit seed: a hash of the run seed and the fit's identity (stable across runs)."""
     return int(_sha(":".join(map(str, (run_seed, *parts))))[:8], 16)
@@ -920,7 +930,7 @@ def _manifest(fit: FitResult, *, key, seed, settings, gate, spec, data_hash, pro
         "seed": seed,
         "cache_key": key,
         "config_hash": spec.config_hash() if spec else None,
-        "config": str(spec.path) if spec and spec.path else None,
+        "config": _display_path(spec.path) if spec and spec.path else None,
         "data_hash": data_hash,
         "data_digest": fit.data.digest(),
         "replicate": fit.data.replicate,
@@ -1472,9 +1482,9 @@ def fit_grid(
             reports / "results_pooled.csv", pd.DataFrame(pool_rows, columns=RESULT_COLUMNS))
         files[reports / "pooling.csv"] = _write_table(reports / "pooling.csv", pooling_df)
     grid_manifest = {
-        "config": str(spec.path) if spec.path else None,
+        "config": _display_path(spec.path) if spec.path else None,
         "config_hash": spec.config_hash(),
-        "ipd": str(ipd_path),
+        "ipd": _display_path(ipd_path),
         "data_hash": data_hash,
         "profile": profile,
         "seed": spec.seed,
