@@ -57,7 +57,7 @@ import numpy as np
 
 from ..trial import Trial
 
-__all__ = ["clean_curve", "reconstruct_arm", "reconstruct_curve"]
+__all__ = ["clean_curve", "corner_pairs", "reconstruct_arm", "reconstruct_curve"]
 
 # Bounds of the shared rounding threshold: 0.5 is ordinary rounding. Outside
 # this range the curve would be bent more than reading error explains; the
@@ -69,7 +69,9 @@ _THETA_JITTER = 0.25
 # the top and bottom corner of the same step.
 _CORNER_GAP = 0.02
 # Range of the censoring shape in the tail after the at-risk table.
-_TAIL_GAMMA = (0.05, 20.0)
+import os
+_FU_GAMMA = (0.02, 50.0)
+_TAIL_GAMMA = tuple(float(x) for x in os.environ.get("KMB_TG", "0.05,20.0").split(","))
 # Relative uncertainty of the evenly-spread risk set, as a prior against
 # which the step sizes are weighed.
 _SHAPE_PRIOR = 0.15
@@ -185,6 +187,149 @@ def clean_curve(time: np.ndarray, survival: np.ndarray) -> tuple[np.ndarray, np.
     return t, s, t_end
 
 
+def corner_pairs(time: np.ndarray, survival: np.ndarray):
+    """Read clicks taken as the two corners of every step, when they are.
+
+    A careful digitization of a Kaplan-Meier figure clicks ``(0, 1)``, then
+    the top and the bottom corner of every vertical edge in turn, then the
+    end of the curve. Each pair is then known to be a drop (at least one
+    event), however small and however noisy its reading: steps of one event
+    in a trial of 2,000 patients are far below reading error, and reading
+    the levels alone loses them.
+
+    The layout is recognised, not assumed: clicks in path order, of the form
+    anchor + pairs + end, whose within-pair survival changes add up to the
+    whole fall of the curve while the between-pair changes add up to no
+    more than reading error (a sum of ``m`` noise terms, so within
+    ``4 sqrt(m)`` of their own spread).
+
+    Returns
+    -------
+    (t, s, min_d, t_end) or None
+        Step times (mean of the two corner times, forced non-decreasing),
+        levels after each step (both readings of a level averaged, forced
+        non-increasing), the minimum number of events at each step (steps
+        whose times coincide are merged), and the end of the curve; ``None``
+        when the clicks are not laid out as corner pairs.
+    """
+    t = np.asarray(time, dtype=float).ravel()
+    s = np.asarray(survival, dtype=float).ravel()
+    if len(t) < 6 or not (np.all(np.isfinite(t)) and np.all(np.isfinite(s))):
+        return None
+    if s.max() > 1.5:  # percent
+        s = s / 100.0
+    t = np.clip(t, 0.0, None)
+    s = np.clip(s, 0.0, 1.0)
+    t_end = float(t.max())
+    if t_end <= 0 or not _is_path_order(t, s):
+        return None
+    # Drop a leading anchor at (0, 1) and a trailing end-of-curve click.
+    a = 1 if (t[0] <= 1e-9 and s[0] >= 1.0 - 1e-9) else 0
+    body_t, body_s = t[a:], s[a:]
+    if len(body_t) % 2 == 1:
+        body_t, body_s = body_t[:-1], body_s[:-1]
+    m = len(body_t) // 2
+    if m < 2:
+        return None
+    top_t, bot_t = body_t[0::2], body_t[1::2]
+    top_s, bot_s = body_s[0::2], body_s[1::2]
+    within = top_s - bot_s  # the drops
+    between = bot_s[:-1] - top_s[1:]  # reading error only, if pairs are right
+    spread = float(np.std(np.r_[between, -between])) if len(between) > 1 else 0.0
+    fall = float(top_s[0] - bot_s[-1])
+    if fall <= 0:
+        return None
+    # Within a pair the two times read the same instant; between pairs they
+    # follow the curve. Where steps are far apart that settles it; where
+    # they crowd (or are tiny), the levels must: the drops should hold the
+    # whole fall and the between-pair changes only reading error.
+    by_time = np.median(np.abs(bot_t - top_t)) < 0.5 * np.median(top_t[1:] - bot_t[:-1])
+    noise = 4.0 * spread * math.sqrt(max(len(between), 1))
+    by_level = (within.sum() >= max(fall - noise, 0.5 * fall)
+                and abs(between.sum()) <= max(noise, 0.1 * fall))
+    if not (by_time or by_level):
+        return None
+    if np.median(np.abs(bot_t - top_t)) > np.median(np.diff(0.5 * (top_t + bot_t))) + 0.01 * t_end:
+        return None
+    tau = -_pava_nonincreasing(-0.5 * (top_t + bot_t))
+    # Level k (after step k) is read at the bottom of step k and at the top
+    # of step k + 1 (and at the end click for the last level).
+    lev_sum = bot_s.copy()
+    lev_n = np.ones(m)
+    lev_sum[:-1] += top_s[1:]
+    lev_n[:-1] += 1
+    if a + 2 * m < len(t):
+        lev_sum[-1] += s[-1]
+        lev_n[-1] += 1
+    lev = np.minimum(lev_sum / lev_n, 1.0)
+    md = np.ones(m, dtype=int)
+    # Steps at one time are one step of the curve: merge them.
+    keep = np.r_[tau[1:] > tau[:-1] + 1e-12, True]
+    grp = np.cumsum(np.r_[0, keep[:-1]])
+    md = np.bincount(grp, weights=md).astype(int)
+    # Merged steps: the last level, with the weight of all its readings.
+    lev_w = np.bincount(grp, weights=lev_n)
+    lev = lev[keep]
+    tau = tau[keep]
+    if tau[0] <= 0:
+        tau = np.maximum(tau, 1e-9 * t_end)
+    return np.r_[0.0, tau], np.r_[1.0, lev], np.r_[0, md], t_end, np.r_[1e6, lev_w], spread
+
+
+def _risk_upper(t, at_risk, n) -> np.ndarray:
+    """The last table count at or before each time: an upper bound on those at risk."""
+    table = sorted((float(a), int(b)) for a, b in at_risk)
+    if not table or table[0][0] > 0:
+        table.insert(0, (0.0, n))
+    tt = np.array([x for x, _ in table])
+    nn = np.array([float(y) for _, y in table])
+    return np.maximum(nn[np.clip(np.searchsorted(tt, t, side="right") - 1, 0, len(nn) - 1)], 1.0)
+
+
+def _one_event_snr(t, s, at_risk, n, spread) -> float:
+    """How well the clicks show a single event: its drop against reading error.
+
+    ``spread`` is the SD of a drop reading (two independent level readings),
+    estimated from the between-pair changes. Below 1 the event counts of
+    single steps are invisible and the number of clicked steps is the better
+    count.
+    """
+    if spread <= 0 or len(t) < 2:
+        return math.inf
+    nk = _risk_upper(t[1:], at_risk, n)
+    return float(np.median(s[:-1] / nk)) / spread
+
+
+def _min_drop_levels(t, lev, w, md, at_risk, n, t_end) -> np.ndarray:
+    """Levels closest to the readings in which every known step drops.
+
+    Least squares (weights: readings per level) under ``S_k <= S_{k-1} -
+    delta_k``, where ``delta_k = S_{k-1} md_k / n_k`` is the drop of the
+    fewest events the step can hold, ``n_k`` the number at risk
+    interpolated from the table. Subtracting the cumulative least drop
+    turns this into an ordinary isotonic regression. Plain isotonic
+    regression lets reading error flatten and exaggerate steps at random;
+    forcing a single-event drop at steps that are known to be there removes
+    the upward bias of rounding noise that can only add events.
+    """
+    # An upper bound on the number at risk (the last table count before the
+    # step) gives a lower bound on the least drop: the constraint never
+    # asks for more than the step must hold, whatever the censoring did.
+    nk = _risk_upper(t, at_risk, n)
+    s = _pava_nonincreasing(lev, w)
+    for _ in range(3):  # delta depends on the level before the step
+        prev = np.r_[1.0, s[:-1]]
+        delta = np.where(md > 0, prev * md / nk, 0.0)
+        cum = np.cumsum(delta)
+        s_new = _pava_nonincreasing(lev + cum, w) - cum
+        s_new[0] = 1.0
+        s_new = np.clip(s_new, 0.0, 1.0)
+        if np.allclose(s_new, s):
+            break
+        s = s_new
+    return s
+
+
 # --------------------------------------------------------------------------- core
 
 
@@ -205,6 +350,9 @@ class _Segment:
     # Cumulative share of the censorings against the segment's time fraction,
     # estimated from the step sizes (None: evenly spread).
     shape: tuple[np.ndarray, np.ndarray] | None = None
+    # Least number of events at each step: 1 for a step known to be a drop
+    # (read as a corner pair), 0 for a step inferred from the levels alone.
+    md: np.ndarray | None = None
 
 
 def _cens_times(
@@ -245,6 +393,7 @@ def _alloc(seg: _Segment, cens: np.ndarray, theta: np.ndarray) -> np.ndarray:
     km = 1.0
     j = 0
     nc = len(cens)
+    md = seg.md if seg.md is not None else np.zeros(len(ts), dtype=int)
     for k in range(len(ts)):
         # KM convention: a censoring tied with an event time is still at risk.
         while j < nc and cens[j] < ts[k]:
@@ -253,7 +402,7 @@ def _alloc(seg: _Segment, cens: np.ndarray, theta: np.ndarray) -> np.ndarray:
         if n <= 0 or km <= 0.0:
             break
         x = n * (1.0 - rs[k] / km)
-        dk = math.floor(x + theta[k])
+        dk = max(math.floor(x + theta[k]), int(md[k]))
         if dk > 0:
             dk = min(dk, n)
             km *= 1.0 - dk / n
@@ -296,12 +445,15 @@ def _solve_segment(
     # Make the at-risk number at the segment end exact: too many events ->
     # drop the latest ones (they are the least constrained by the table).
     excess = int(d.sum()) - total
-    k = len(d) - 1
-    while excess > 0 and k >= 0:
-        take = min(excess, d[k])
-        d[k] -= take
-        excess -= take
-        k -= 1
+    floor_d = seg.md if seg.md is not None else np.zeros(len(d), dtype=int)
+    # First down to each step's least count, then (table wins) below it.
+    for lo_d in (np.minimum(floor_d, d), np.zeros(len(d), dtype=int)):
+        k = len(d) - 1
+        while excess > 0 and k >= 0:
+            take = min(excess, d[k] - lo_d[k])
+            d[k] -= take
+            excess -= take
+            k -= 1
     c = total - int(d.sum())
     del best_c
     return d, _cens_times(seg, c, rng, gamma)
@@ -377,7 +529,7 @@ def _fit_error(seg: _Segment, d: np.ndarray, cens: np.ndarray) -> float:
     return err
 
 
-def _make_segment(t, s, t_end, a, b, lo, hi, n0, n1, tail) -> _Segment:
+def _make_segment(t, s, md, t_end, a, b, lo, hi, n0, n1, tail) -> _Segment:
     """Segment ``[lo, hi)`` holding steps ``a:b`` of the cleaned curve."""
     idx = np.arange(a, b)
     s0 = float(s[a - 1])  # level before the segment's first step
@@ -389,7 +541,7 @@ def _make_segment(t, s, t_end, a, b, lo, hi, n0, n1, tail) -> _Segment:
     next_t = np.where(idx + 1 < len(t), t[np.minimum(idx + 1, len(t) - 1)], t_end)
     next_t = np.maximum(np.minimum(next_t, top), ts)
     prev_t = np.minimum(prev_t, ts)
-    return _Segment(lo, hi, n0, n1, ts, rs, prev_t, next_t, tail, s0)
+    return _Segment(lo, hi, n0, n1, ts, rs, prev_t, next_t, tail, s0, md=md[idx])
 
 
 def _segment_sse(seg: _Segment) -> float:
@@ -400,6 +552,7 @@ def _segment_sse(seg: _Segment) -> float:
 def _segments(
     t: np.ndarray,
     s: np.ndarray,
+    md: np.ndarray,
     t_end: float,
     at_risk: Sequence[tuple[float, int]],
     n: int,
@@ -430,7 +583,7 @@ def _segments(
 
     def make(i: int, a: int, b: int) -> _Segment:
         (lo, n0), (hi, n1) = bounds[i], bounds[i + 1]
-        return _make_segment(t, s, t_end, a, b, lo, hi, n0, n1, has_tail and i == nseg - 1)
+        return _make_segment(t, s, md, t_end, a, b, lo, hi, n0, n1, has_tail and i == nseg - 1)
 
     sigma_t = _TIME_ERROR * max(t_end, btimes[-1])
     w = _WINDOW * max(t_end, btimes[-1])
@@ -456,9 +609,21 @@ def _segments(
 
 def _prepare(time, survival, at_risk, n) -> tuple:
     """The seed-independent part: cleaned curve split into segments."""
-    t, s, t_end = clean_curve(time, survival)
+    pairs = corner_pairs(time, survival) if "P" in os.environ.get("KMB_X", "PLF") else None
+    if pairs is not None:
+        t, s, md, t_end, w, spread = pairs
+        s_iso = _pava_nonincreasing(s, w)
+        snr = _one_event_snr(t, s_iso, at_risk, n, spread)
+        if snr < float(os.environ.get("KMB_SNR", "1.0")):
+            s = _min_drop_levels(t, s, w, md, at_risk, n, t_end)
+        else:
+            s = s_iso
+            md = np.zeros_like(md)
+    else:
+        t, s, t_end = clean_curve(time, survival)
+        md = np.zeros(len(t), dtype=int)
     sigma = _SIGMA
-    return t_end, sigma, _segments(t, s, t_end, at_risk, n, sigma)
+    return t_end, sigma, _segments(t, s, md, t_end, at_risk, n, sigma)
 
 
 def reconstruct_arm(
@@ -469,6 +634,7 @@ def reconstruct_arm(
     events: int | None = None,
     rng: np.random.Generator | None = None,
     *,
+    tail_gamma: float | None = None,
     _prepared: tuple | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Reconstruct one arm's IPD from its digitized curve and at-risk table.
@@ -506,6 +672,9 @@ def reconstruct_arm(
     cuts = np.cumsum([0] + [len(g.ts) for g in segs])
 
     gammas = [1.0] * len(segs)  # censoring spread per segment (see _cens_times)
+    fixed_tail = tail_gamma is not None and bool(segs) and segs[-1].tail
+    if fixed_tail:
+        gammas[-1] = float(tail_gamma)
 
     def solve(theta0: float, crng: np.random.Generator | None = None):
         out = []
@@ -522,7 +691,7 @@ def reconstruct_arm(
         # censorings up to the curve's end is the weakest assumption of
         # Guyot's: let the reported total choose how early they come (events
         # fall as gamma grows, i.e. as censorings come earlier).
-        if events is None or not segs[-1].tail or n_events(sol) == events:
+        if events is None or not segs[-1].tail or n_events(sol) == events or fixed_tail:
             return sol
         g = segs[-1]
         target = events - (n_events(sol) - int(sol[-1][0].sum()))
@@ -546,6 +715,8 @@ def reconstruct_arm(
     sol = fit_tail(solve(theta))
     # Second pass: censorings where the step sizes put them.
     for i, g in enumerate(segs):
+        if fixed_tail and g.tail:
+            continue  # the follow-up decides the tail's censorings
         g.shape = _fit_shape(g, sol[i][0], sol[i][1], sigma, g.s0)
         if g.shape is not None:
             gammas[i] = 1.0  # the shape already holds the fitted spread
@@ -651,13 +822,67 @@ def reconstruct_curve(
     out: list[dict[str, tuple[np.ndarray, np.ndarray]]] = [{} for _ in range(max(1, replicates))]
     root = np.random.SeedSequence([abs(int(seed)), int(seed < 0)])
     children = root.spawn(len(trial.arm_ids) * len(out))
-    for j, arm_id in enumerate(trial.arm_ids):
+    inputs = {}
+    for arm_id in trial.arm_ids:
         arm = trial.arms[arm_id]
         assert arm.curve is not None
         ct, cs = arm.curve
         table = [(a.time, a.n) for a in arm.at_risk]
-        prep = _prepare(ct, cs, table, arm.n)
+        inputs[arm_id] = (ct, cs, table, arm.n, arm.events, _prepare(ct, cs, table, arm.n))
+    gamma = _followup_tail_gamma(trial, inputs)
+    for j, arm_id in enumerate(trial.arm_ids):
+        ct, cs, table, n, events, prep = inputs[arm_id]
         for r in range(len(out)):
             rng = None if r == 0 else np.random.default_rng(children[j * len(out) + r])
-            out[r][arm_id] = reconstruct_arm(ct, cs, table, arm.n, arm.events, rng, _prepared=prep)
+            out[r][arm_id] = reconstruct_arm(
+                ct, cs, table, n, events, rng, tail_gamma=gamma, _prepared=prep
+            )
     return out
+
+
+def _followup_tail_gamma(trial: Trial, inputs: dict) -> float | None:
+    """Censoring spread after the at-risk table, chosen to give the reported follow-up.
+
+    After the last table time nothing in the figure says when the remaining
+    patients were censored, but the median follow-up (reverse Kaplan-Meier,
+    all arms) does: it is the time by which half the patients' censoring
+    distribution has passed, and when the table stops early most of it lies
+    in the tail. One spread shared by the arms (the same calendar cut-off
+    censors both) is found by bisection on the log scale. ``None`` (keep the
+    default rule) when no follow-up is reported or no arm has a tail.
+    """
+    from ..km import reverse_km_median
+
+    target = trial.followup_median if "F" in os.environ.get("KMB_X", "PLF") else None
+    if target is None or not all(v[5][2] and v[5][2][-1].tail for v in inputs.values()):
+        return None
+
+    def fu(log_g: float) -> float:
+        tt, ee = [], []
+        for ct, cs, table, n, events, prep in inputs.values():
+            t, e = reconstruct_arm(ct, cs, table, n, events, None,
+                                   tail_gamma=math.exp(log_g), _prepared=prep)
+            tt.append(t)
+            ee.append(e)
+        m = reverse_km_median(np.concatenate(tt), np.concatenate(ee))
+        return m if np.isfinite(m) else math.inf
+
+    # Larger gamma: censorings earlier in the tail, shorter follow-up.
+    lo, hi = math.log(_FU_GAMMA[0]), math.log(_FU_GAMMA[1])
+    f_lo, f_hi = fu(lo), fu(hi)
+    if not (f_hi <= target <= f_lo):
+        # The tail cannot explain the reported follow-up (it is set mostly
+        # inside the table): no reason to push the spread to an extreme.
+        return 1.0
+    best = (abs(fu(0.0) - target), 0.0)
+    for _ in range(20):
+        mid = 0.5 * (lo + hi)
+        f = fu(mid)
+        best = min(best, (abs(f - target), mid))
+        if f > target:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-3:
+            break
+    return math.exp(best[1])
