@@ -1,18 +1,30 @@
 """Fit the model x prior grid: compile once, swap data and priors, gate, cache, write.
 
-Speed comes from three decisions:
+Speed comes from four decisions:
 
 1. Each family is compiled once per process for nutpie with its data, baseline
    and prior constants as ``pm.Data``; every prior, replicate and retry swaps
    new values into the same compiled object -- no recompilation. By default
    the logp/gradient is PyTensor's C backend behind nutpie's Python-function
-   interface (PyTensor caches the compiled C on disk, so a family compiles in
-   about a second); ``[sampler] compile = "numba"`` selects nutpie's numba
-   backend (10-20 s of compilation per family per process, faster per draw).
-2. The piecewise likelihoods are Poisson kernels on per-arm x interval
+   interface: about a second of graph rewriting and linking per family, and
+   the compiled functions are pickled next to PyTensor's cached C modules so
+   later processes load them in ~0.05 s (``KMBAYES_COMPILE_CACHE=0`` turns
+   that off). ``[sampler] compile = "numba"`` selects nutpie's numba backend
+   (10-20 s of compilation per family per process, faster per draw).
+2. With the C backend every gradient is a Python callback, so chains run as
+   threads of one process fight over the GIL (2 chains on 2 threads take 2x
+   as long as one after the other). Each chain therefore runs alone in a
+   process: chain 0 in the caller, the others in a pool of persistent
+   ``spawn``-ed worker processes started at the first fit, each keeping its
+   own compiled families (:class:`_ChainPool`). Every chain has its own seed
+   (:func:`chain_seed`), so the draws are the same whichever process runs a
+   chain. ``KMBAYES_WORKERS=<n>`` caps the workers (default: CPUs - 1;
+   ``0`` runs the chains one after another in the caller). If the pool cannot
+   start or a worker dies, the remaining chains run in the caller.
+3. The piecewise likelihoods are Poisson kernels on per-arm x interval
    sufficient statistics, so a gradient costs O(intervals), not O(patients);
    per-patient log-likelihoods for LOO are computed afterwards with NumPy.
-3. Fits are cached on disk: a fit whose cache key (data, model, cut points,
+4. Fits are cached on disk: a fit whose cache key (data, model, cut points,
    baseline and prior constants, sampler settings, seed, package versions and
    the source of the fitting modules) matches the manifest next to its
    ``posterior.nc`` is loaded instead of refitted.
@@ -38,12 +50,16 @@ survival data. BMC Med Res Methodol. 2012;12:9.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import dataclasses
 import hashlib
 import json
 import math
+import os
 import platform
 import subprocess
+import threading
 import time
 import tomllib
 import warnings
@@ -599,61 +615,203 @@ class _Compiled:
         return self.nutpie_model
 
 
-def _compile_c(pm_model):
+class _Locked:
+    """``fn`` behind a lock (PyTensor functions are not re-entrant); picklable."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self._lock = threading.Lock()
+
+    def __call__(self, *args, **kwargs):
+        with self._lock:
+            return self.fn(*args, **kwargs)
+
+    def __getstate__(self):
+        return {"fn": self.fn}
+
+    def __setstate__(self, state):
+        self.fn = state["fn"]
+        self._lock = threading.Lock()
+
+
+def _c_functions(pm_model) -> dict:
+    """The compiled PyTensor functions nutpie needs for a model (picklable).
+
+    Per gradient, the time is PyTensor's VM walking ~30-50 small C ops plus
+    nutpie's Rust->Python call, so the functions run without garbage
+    collection of intermediates (``allow_gc=False``: buffers are reused
+    instead of reallocated, ~25% less per call for piecewise_tv).
+    """
+    from nutpie.compile_pymc import _make_functions, _prepare_dims_and_coords
+    from pymc.initial_point import make_initial_point_fn
+    from pytensor.compile.mode import get_default_mode
+
+    ipfn = _Locked(make_initial_point_fn(
+        model=pm_model, return_transformed=True, jitter_rvs=set(pm_model.free_RVs),
+        default_strategy="support_point",
+    ))
+    mode = get_default_mode()
+    if hasattr(mode.linker, "allow_gc"):
+        mode = mode.clone(link_kwargs={"allow_gc": False})
+    n_dim, _, logp_pt, expand_pt, _, shape_info = _make_functions(
+        pm_model, mode=mode, compute_grad=True, join_expanded=False, pymc_initial_point_fn=ipfn,
+    )
+    dims, coords = _prepare_dims_and_coords(pm_model, shape_info)
+    return {"n_dim": n_dim, "logp": logp_pt, "expand": expand_pt, "initial_point": ipfn,
+            "shape_info": shape_info, "dims": dims, "coords": coords}
+
+
+def _compile_c(pm_model=None, functions: dict | None = None):
     """Compile a PyMC model for nutpie with PyTensor's C backend.
 
     nutpie's numba backend costs 10-20 s of numba compilation per family and
     process; the C backend's compiled modules are cached on disk by PyTensor,
-    so after the first run a family compiles in ~1 s. Each chain gets its own
-    copy of the compiled function (PyTensor functions are not re-entrant);
-    the copies share the data containers, which only change between fits.
-    """
-    from nutpie.compile_pymc import _make_functions, _prepare_dims_and_coords, _wrap_with_lock
-    from nutpie.compiled_pyfunc import from_pyfunc
-    from pymc.initial_point import make_initial_point_fn
+    so a family compiles in ~1 s (graph rewrites and linking), and loading its
+    functions from :func:`compiled_model`'s cache takes ~0.05 s.
 
-    # Chains initialise concurrently from nutpie's threads; a PyTensor function
-    # is not re-entrant, so the initial-point function is serialised.
-    ipfn = _wrap_with_lock(make_initial_point_fn(
-        model=pm_model, return_transformed=True, jitter_rvs=set(pm_model.free_RVs),
-        default_strategy="support_point",
-    ))
-    n_dim, _, logp_pt, expand_pt, initial_point_fn, shape_info = _make_functions(
-        pm_model, mode=None, compute_grad=True, join_expanded=False, pymc_initial_point_fn=ipfn,
-    )
-    names, _, shapes = shape_info
-    dims, coords = _prepare_dims_and_coords(pm_model, shape_info)
+    The Python side of each gradient is kept minimal: the VM is called
+    directly (``Function.__call__``'s checks cost about as much as the model).
+    Outputs live in buffers the VM reuses, so they are copied before they go
+    to nutpie. A PyTensor function is not re-entrant, so each concurrently
+    running chain needs its own copy (~10-30 ms each, sharing the data
+    containers, which only change between fits); a copy goes back to a free
+    list when nutpie drops its chain's callback, so the next fit reuses it.
+
+    Returns ``(nutpie model, {name: shared variable})``.
+    """
+    import weakref
+
+    from nutpie.compile_pymc import _rv_dict_to_flat_array_wrapper
+    from nutpie.compiled_pyfunc import from_pyfunc
+
+    f = functions if functions is not None else _c_functions(pm_model)
+    n_dim, logp_pt, expand_pt = f["n_dim"], f["logp"], f["expand"]
+    names, slices, shapes = f["shape_info"]
+    free = [i for i, sl in enumerate(slices) if sl.stop <= n_dim]  # the unconstrained vector
+    initial_point_fn = _rv_dict_to_flat_array_wrapper(
+        f["initial_point"], names=[names[i] for i in free], shapes=[shapes[i] for i in free])
+    free_logp: list = []
+    free_expand: list = []
 
     def make_logp_func():
-        fn = logp_pt.copy()
-        vm, inp, (o0, o1) = fn.vm, fn.input_storage[0], fn.output_storage
+        fn = free_logp.pop() if free_logp else logp_pt.copy()
+        vm, inp = fn.vm, fn.input_storage[0].storage
+        o0, o1 = (o.storage for o in fn.output_storage)
 
         def logp(x, **_shared):
-            # Call the VM directly: Function.__call__'s checks cost more than the model.
-            inp.storage[0] = x
+            inp[0] = x
             vm()
-            return float(o0.storage[0]), np.array(o1.storage[0], dtype="float64", order="C")
+            return float(o0[0]), np.array(o1[0], dtype="float64", order="C")
 
+        weakref.finalize(logp, free_logp.append, fn)
         return logp
 
     def make_expand_func(seed1, seed2, chain):
-        fn = expand_pt.copy()
-        fn.trust_input = True
+        fn = free_expand.pop() if free_expand else expand_pt.copy()
+        if fn.update_input_storage or len(fn.output_storage) != len(names):
+            fn.trust_input = True  # updates to apply: keep Function.__call__
 
-        def expand(x, **_shared):
-            vals = fn(x)
-            return {n: np.asarray(v, dtype="float64", order="C").reshape(sh)
-                    for n, v, sh in zip(names, vals, shapes)}
+            def expand(x, **_shared):
+                return {n: np.array(v, dtype="float64", order="C").reshape(sh)
+                        for n, v, sh in zip(names, fn(x), shapes)}
+        else:
+            vm, inp = fn.vm, fn.input_storage[0].storage
+            outs = [o.storage for o in fn.output_storage]
 
+            def expand(x, **_shared):
+                inp[0] = x
+                vm()
+                return {n: np.array(o[0], dtype="float64", order="C").reshape(sh)
+                        for n, o, sh in zip(names, outs, shapes)}
+
+        weakref.finalize(expand, free_expand.append, fn)
         return expand
 
     compiled = from_pyfunc(
         ndim=n_dim, make_logp_fn=make_logp_func, make_expand_fn=make_expand_func,
         expanded_dtypes=[np.dtype("float64")] * len(names), expanded_shapes=shapes,
-        expanded_names=names, make_initial_point_fn=initial_point_fn, dims=dims, coords=coords,
+        expanded_names=names, make_initial_point_fn=initial_point_fn, dims=f["dims"],
+        coords=f["coords"],
     )
     shared = {v.name: v for v in [*logp_pt.get_shared(), *expand_pt.get_shared()]}
     return compiled, shared
+
+
+_CACHE_OFF = ("0", "false", "no", "off")
+
+
+def _functions_cache_file(model: str, cuts, values: dict) -> Path | None:
+    """Where :func:`compiled_model` keeps a family's compiled functions (None: cache off).
+
+    The key holds everything the compiled graph depends on: the family, its
+    cut points, the source of the fitting modules and families
+    (:func:`code_hash`), package versions, PyTensor's flags and the shapes of
+    the data containers. The file sits in PyTensor's compile directory, next
+    to the C modules it links against.
+    """
+    if os.environ.get("KMBAYES_COMPILE_CACHE", "1").strip().lower() in _CACHE_OFF:
+        return None
+    try:
+        import cloudpickle
+        import nutpie
+        import pymc
+        import pytensor
+
+        doc = {
+            "model": model,
+            "cuts": None if cuts is None else [str(c) for c in cuts],
+            "code": code_hash(),
+            "versions": [platform.python_version(), np.__version__, pymc.__version__,
+                         pytensor.__version__, nutpie.__version__, cloudpickle.__version__],
+            "pytensor": [pytensor.config.floatX, pytensor.config.mode, pytensor.config.linker,
+                         os.environ.get("PYTENSOR_FLAGS", "")],
+            "values": {k: [str(v.dtype), list(v.shape)] for k, v in sorted(values.items())},
+        }
+        root = Path(pytensor.config.compiledir) / "kmbayes"
+    except Exception:
+        return None
+    return root / f"{model}-{_sha(json.dumps(doc, sort_keys=True))[:32]}.pkl"
+
+
+def _load_functions(path: Path | None, values: dict) -> dict | None:
+    if path is None or not path.exists():
+        return None
+    import pickle
+
+    try:
+        with open(path, "rb") as fh:
+            f = pickle.load(fh)
+        shared = {v.name for v in [*f["logp"].get_shared(), *f["expand"].get_shared()]
+                  if not _is_rng(v)}
+        if not shared <= set(values):  # a container nothing would fill: compile afresh
+            return None
+        return f
+    except Exception:  # unreadable or from an incompatible build: compile afresh
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return None
+
+
+def _is_rng(var) -> bool:
+    return "Generator" in type(var.type).__name__ or "RandomState" in type(var.type).__name__
+
+
+def _save_functions(path: Path | None, functions: dict) -> None:
+    if path is None:
+        return
+    try:
+        import cloudpickle
+
+        blob = cloudpickle.dumps(functions)
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(blob)
+        # Entries of older code versions are never read again.
+        cutoff = time.time() - 30 * 86400
+        for old in path.parent.glob("*.pkl"):
+            if old.stat().st_mtime < cutoff:
+                old.unlink()
+    except Exception:  # the cache is an optimisation; never fail a fit for it
+        pass
 
 
 def compiled_model(model: str, data: SurvivalData, prior: PriorSpec, cuts, baseline: BaselinePrior,
@@ -665,6 +823,12 @@ def compiled_model(model: str, data: SurvivalData, prior: PriorSpec, cuts, basel
     iterations) or ``"numba"`` (nutpie's default: 10-20 s to compile, then
     ~0.2 s per fit -- better for hundreds of fits). Swap data with
     ``.with_values(model_values(...))``; nothing is recompiled.
+
+    With ``"c"``, the compiled functions are also pickled to disk (see
+    :func:`_functions_cache_file`) and loaded from there by later processes --
+    the chain workers and every later run -- in ~0.05 s instead of ~1 s of
+    graph rewriting and linking per family. ``KMBAYES_COMPILE_CACHE=0``
+    turns that off.
     """
     import nutpie
 
@@ -673,11 +837,17 @@ def compiled_model(model: str, data: SurvivalData, prior: PriorSpec, cuts, basel
     if key not in _COMPILED:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            pm_model = fam.build(data, prior, cuts=cuts, baseline=baseline)
             if mode == "numba":
+                pm_model = fam.build(data, prior, cuts=cuts, baseline=baseline)
                 _COMPILED[key] = _Compiled(nutpie.compile_pymc_model(pm_model), {}, mode)
             elif mode == "c":
-                _COMPILED[key] = _Compiled(*_compile_c(pm_model), mode)
+                values = model_values(model, data, prior, cuts, baseline)
+                path = _functions_cache_file(model, key[1], values)
+                functions = _load_functions(path, values)
+                if functions is None:
+                    functions = _c_functions(fam.build(data, prior, cuts=cuts, baseline=baseline))
+                    _save_functions(path, functions)
+                _COMPILED[key] = _Compiled(*_compile_c(functions=functions), mode)
             else:
                 raise InputError("sampler.compile", f"must be 'c' or 'numba', got {mode!r}")
     return _COMPILED[key]
@@ -692,18 +862,366 @@ def model_values(model, data, prior, cuts, baseline) -> dict[str, np.ndarray]:
     return {k: np.asarray(v, dtype=float) for k, v in vals.items()}
 
 
-def _sample_nutpie(model, data, prior, cuts, baseline, settings, seed):
+def chain_seed(seed: int, chain: int) -> int:
+    """Seed of one chain of a fit: the same wherever the chain runs (worker or caller)."""
+    return derive_seed(seed, "chain", chain)
+
+
+def _sample_chain(model, data, prior, cuts, baseline, settings, seed):
+    """One chain, in this process, with the C backend (``chains=1, cores=1``).
+
+    This is the unit of work of the chain workers and of the sequential
+    fallback alike, so a chain's draws depend only on its seed.
+    """
     import nutpie
 
-    compiled = compiled_model(model, data, prior, cuts, baseline, settings.compile)
+    compiled = compiled_model(model, data, prior, cuts, baseline, "c")
     c = compiled.with_values(model_values(model, data, prior, cuts, baseline))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return nutpie.sample(
-            c, draws=settings.draws, tune=settings.tune, chains=settings.chains,
-            cores=min(settings.chains, 2), seed=seed, progress_bar=False, save_warmup=False,
-            target_accept=settings.target_accept,
+            c, draws=settings.draws, tune=settings.tune, chains=1, cores=1, seed=seed,
+            progress_bar=False, save_warmup=False, target_accept=settings.target_accept,
         )
+
+
+def _concat_chains(traces: list) -> Any:
+    """Single-chain traces -> one InferenceData with chains 0..C-1 (as nutpie returns)."""
+    if len(traces) == 1:
+        return traces[0]
+    import arviz as az
+    import xarray as xr
+
+    groups = {}
+    for g in ("posterior", "sample_stats"):
+        parts = [getattr(t, g).assign_coords(chain=[c]) for c, t in enumerate(traces)]
+        groups[g] = xr.concat(parts, dim="chain", combine_attrs="override")
+    return az.InferenceData(**groups)
+
+
+def _sample_nutpie(model, data, prior, cuts, baseline, settings, seed):
+    """Sample with nutpie; C backend: one chain per process (see :class:`_ChainPool`).
+
+    With the C backend every logp/gradient is a Python callback, so chains run
+    as nutpie threads of one process serialise on the GIL and thrash it
+    (piecewise_tv, 1000 draws, 2 chains: 2.30 s on 2 threads, 1.16 s on one,
+    0.64 s for a single chain). Each chain therefore runs alone in a process
+    (``chains=1, cores=1``) with its own seed, :func:`chain_seed`: chain 0 here,
+    the others in the worker pool, or here one after another when the pool is
+    off or broken -- the draws are the same either way. The numba backend
+    releases the GIL, so it keeps nutpie's threads.
+    """
+    if settings.compile == "numba":
+        import nutpie
+
+        compiled = compiled_model(model, data, prior, cuts, baseline, settings.compile)
+        c = compiled.with_values(model_values(model, data, prior, cuts, baseline))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return nutpie.sample(
+                c, draws=settings.draws, tune=settings.tune, chains=settings.chains,
+                cores=min(settings.chains, 2), seed=seed, progress_bar=False, save_warmup=False,
+                target_accept=settings.target_accept,
+            )
+    if settings.compile != "c":
+        raise InputError("sampler.compile", f"must be 'c' or 'numba', got {settings.compile!r}")
+    args = (model, data, prior, cuts, baseline, settings)
+    seeds = [chain_seed(seed, c) for c in range(settings.chains)]
+    hosts = ["main"] * settings.chains
+    pool = _chain_pool(settings.chains)
+    # Submitted before this process compiles, so the workers' compile of a new
+    # family overlaps with ours.
+    jobs = pool.submit(args, {c: seeds[c] for c in range(1, settings.chains)}) if pool else {}
+    try:
+        t0 = time.perf_counter()
+        traces = {0: _sample_chain(*args, seeds[0])}
+        if pool is not None:
+            done = pool.collect(jobs, lambda c: _sample_chain(*args, seeds[c]), time.perf_counter() - t0)
+            for c, (trace, host) in done.items():
+                traces[c], hosts[c] = trace, host
+            jobs = {}
+        for c in range(1, settings.chains):
+            if c not in traces:
+                traces[c] = _sample_chain(*args, seeds[c])
+    finally:
+        if pool is not None and jobs:
+            pool.cancel(jobs)
+    _LAST_CHAIN_HOSTS[:] = hosts
+    return _concat_chains([traces[c] for c in range(settings.chains)])
+
+
+# --------------------------------------------------------------------------- chain workers
+
+#: where each chain of the last C-backend fit ran (``"main"`` or ``"worker"``); for tests
+_LAST_CHAIN_HOSTS: list[str] = []
+_POOL: _ChainPool | None = None
+#: why the pool is off for the rest of the process (it failed to start or a worker died)
+_POOL_DISABLED: str | None = None
+_IN_WORKER = False
+
+
+def _n_workers() -> int:
+    """Worker processes to use: ``KMBAYES_WORKERS`` if set, else one per spare CPU."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    env = os.environ.get("KMBAYES_WORKERS", "").strip()
+    if env:
+        try:
+            return max(0, int(env))
+        except ValueError:
+            warnings.warn(f"KMBAYES_WORKERS={env!r} is not an integer; using {cpus - 1}", stacklevel=2)
+    return max(0, cpus - 1)
+
+
+def _chain_pool(chains: int) -> _ChainPool | None:
+    """The process's chain-worker pool, started at first use; None if off or broken.
+
+    It holds at most ``chains - 1`` workers and at most ``KMBAYES_WORKERS``
+    (default: CPUs - 1), growing if a later fit has more chains.
+    """
+    global _POOL
+    n = min(_n_workers(), chains - 1)
+    if n <= 0 or _IN_WORKER or _POOL_DISABLED is not None:
+        return None
+    if _POOL is not None and not _POOL.alive():
+        _disable_pool("a chain worker died")
+        return None
+    try:
+        if _POOL is None:
+            _POOL = _ChainPool()
+        _POOL.grow(n)
+    except Exception as ex:  # e.g. inside a daemonic process: sample in-process instead
+        _disable_pool(f"could not start chain workers: {type(ex).__name__}: {ex}")
+        return None
+    return _POOL
+
+
+def _disable_pool(reason: str) -> None:
+    """Stop the workers for the rest of the process; chains then run in the caller."""
+    global _POOL_DISABLED
+    _POOL_DISABLED = reason
+    shutdown_workers()
+    warnings.warn(f"kmbayes: {reason}; sampling chains one after another in this process",
+                  RuntimeWarning, stacklevel=2)
+
+
+def shutdown_workers() -> None:
+    """Stop the chain-worker pool (registered with :mod:`atexit`); the next fit starts a new one."""
+    global _POOL
+    pool, _POOL = _POOL, None
+    if pool is not None:
+        pool.close()
+
+
+def reset_compiled() -> None:
+    """Forget every compiled family and stop the chain workers (a cold start, for benchmarks)."""
+    global _POOL_DISABLED
+    _COMPILED.clear()
+    shutdown_workers()
+    _POOL_DISABLED = None
+
+
+atexit.register(shutdown_workers)
+
+
+class _ChainPool:
+    """Persistent ``spawn``-ed worker processes that sample chains 1..C-1 of a fit.
+
+    Why processes: with the C backend a chain is a stream of Python callbacks
+    (per gradient ~5-17 us of PyTensor VM plus ~10 us of nutpie's Rust->Python
+    call), so two chains as threads of one process contend for the GIL:
+    piecewise_tv (1000 draws) took 2.30 s as 2 threads, 1.16 s as 2 chains one
+    after the other and 0.64 s for one chain; two processes run two chains in
+    about the time of one. ``spawn`` (not ``fork``) because nutpie/Rust and
+    BLAS threads may already exist in the caller. Each worker compiles (or
+    loads) a family once (its own ``_COMPILED``), when its first task for that
+    family arrives -- tasks are queued before the caller compiles, so both
+    compile at the same time.
+
+    Work stealing keeps a slow worker from ever costing more than sampling
+    sequentially: a worker claims a task (shared ``claims`` slot, under its
+    lock) only once its compiled model is ready; a task still unclaimed when
+    the caller has finished its own chain is claimed and run by the caller
+    (so while workers start up, the first fits simply run in the caller).
+    Draws do not depend on who runs a chain. A worker that dies, errs or
+    overruns makes the caller run the chain itself.
+    """
+
+    SLOTS = 4096
+    #: a claimed chain may take this many times the caller's own chain (at least MIN_WAIT s)
+    OVERRUN = 20.0
+    MIN_WAIT = 120.0
+
+    def __init__(self):
+        import multiprocessing as mp
+
+        self._ctx = mp.get_context("spawn")
+        self.steal = True
+        self._tid = 0
+        self._claims = self._ctx.Array("q", self.SLOTS)
+        self._tasks = self._ctx.Queue()
+        self._tasks.cancel_join_thread()  # never block interpreter exit on unsent tasks
+        self._workers: list = []
+
+    def grow(self, n: int) -> None:
+        """Start workers until there are ``n``."""
+        while len(self._workers) < n:
+            r, w = self._ctx.Pipe(duplex=False)
+            p = self._ctx.Process(target=_worker_main, args=(self._tasks, w, self._claims),
+                                  name=f"kmbayes-chains-{len(self._workers) + 1}", daemon=True)
+            try:
+                p.start()
+            finally:
+                w.close()
+            self._workers.append((p, r))
+
+    def alive(self) -> bool:
+        return all(p.is_alive() for p, _ in self._workers)
+
+    def _claim(self, tid: int) -> bool:
+        return _claim(self._claims, tid)
+
+    def submit(self, args: tuple, seeds: dict[int, int]) -> dict[int, int]:
+        """Queue chains ``{chain: seed}``; returns ``{task id: chain}``."""
+        jobs = {}
+        for c, sd in seeds.items():
+            self._tid += 1
+            with self._claims.get_lock():
+                self._claims[self._tid % self.SLOTS] = self._tid
+            self._tasks.put((self._tid, args, sd))
+            jobs[self._tid] = c
+        return jobs
+
+    def cancel(self, jobs: dict[int, int]) -> None:
+        """Withdraw unstarted tasks (a worker skips a task it cannot claim)."""
+        for tid in jobs:
+            self._claim(tid)
+
+    def collect(self, jobs: dict[int, int], run_local: Callable,
+                t_chain: float = 0.0) -> dict[int, tuple[Any, str]]:
+        """Results ``{chain: (trace, host)}`` of ``jobs``, stealing unstarted ones.
+
+        ``run_local(chain)`` samples a chain here; ``t_chain`` is how long the
+        caller's own chain took (what a worker's chain is expected to take).
+        """
+        from multiprocessing.connection import wait
+
+        jobs = dict(jobs)
+        out: dict[int, tuple[Any, str]] = {}
+        t_local = t_chain
+
+        def local(c):
+            nonlocal t_local
+            t0 = time.perf_counter()
+            out[c] = (run_local(c), "main")
+            t_local = max(t_local, time.perf_counter() - t0)
+
+        while jobs:
+            # Take what has arrived (and drop replies to withdrawn tasks).
+            for _, conn in self._workers:
+                while jobs and conn.poll():
+                    try:
+                        kind, tid, payload = conn.recv()
+                    except (EOFError, OSError):
+                        break
+                    c = jobs.pop(tid, None)
+                    if c is None:
+                        continue
+                    if kind == "done":
+                        out[c] = (payload, "worker")
+                    else:  # the worker could not compile or sample it: do it here
+                        local(c)
+            if not jobs:
+                break
+            if self.steal:
+                # Latest first: the queue hands out the earliest first.
+                tid = next((t for t in sorted(jobs, reverse=True) if self._claim(t)), None)
+                if tid is not None:
+                    local(jobs.pop(tid))
+                    continue
+            if not self.alive():
+                _disable_pool("a chain worker died")
+                break
+            limit = max(self.MIN_WAIT, self.OVERRUN * t_local)
+            t0 = time.perf_counter()
+            ready = wait([conn for _, conn in self._workers] + [p.sentinel for p, _ in self._workers],
+                         timeout=limit)
+            if not ready and time.perf_counter() - t0 >= limit:
+                _disable_pool(f"a chain worker took over {limit:.0f} s")
+                break
+        for c in sorted(jobs.values()):  # the pool broke: finish here, one chain after another
+            local(c)
+        return out
+
+    def close(self) -> None:
+        for _ in self._workers:
+            try:
+                self._tasks.put(None)
+            except Exception:
+                pass
+        deadline = time.monotonic() + 3.0
+        for p, conn in self._workers:
+            p.join(timeout=max(0.0, deadline - time.monotonic()))
+            if p.is_alive():
+                p.terminate()
+                p.join(timeout=1.0)
+            conn.close()
+        self._workers = []
+        self._tasks.close()
+
+
+def _claim(claims, tid: int) -> bool:
+    """Atomically take task ``tid`` (False if someone else already took it)."""
+    slot = tid % _ChainPool.SLOTS
+    with claims.get_lock():
+        if claims[slot] != tid:
+            return False
+        claims[slot] = -1
+        return True
+
+
+def _worker_main(tasks, conn, claims) -> None:
+    """A chain worker: compile, claim, sample one chain, send the trace back; repeat."""
+    import queue
+    import signal
+    from multiprocessing import parent_process
+
+    global _IN_WORKER
+    _IN_WORKER = True
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle
+    warnings.simplefilter("ignore")
+    parent = parent_process()
+    while True:
+        try:
+            task = tasks.get(timeout=2.0)
+        except queue.Empty:
+            if parent is not None and not parent.is_alive():
+                return
+            continue
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+        tid, args, seed = task
+        try:
+            # Compile before claiming: until it is ready the caller may as well run the chain.
+            compiled_model(*args[:5], "c")
+        except Exception as ex:
+            msg = ("error", tid, f"{type(ex).__name__}: {ex}")
+        else:
+            if not _claim(claims, tid):
+                msg = ("skip", tid, None)
+            else:
+                try:
+                    msg = ("done", tid, _sample_chain(*args, seed))
+                except Exception as ex:
+                    msg = ("error", tid, f"{type(ex).__name__}: {ex}")
+        try:
+            conn.send(msg)
+        except (OSError, EOFError):
+            return
 
 
 def _sample_pymc(model, data, prior, cuts, baseline, settings, seed):

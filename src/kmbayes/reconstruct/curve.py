@@ -70,7 +70,7 @@ _THETA_JITTER = 0.25
 _CORNER_GAP = 0.02
 # Range of the censoring shape in the tail after the at-risk table.
 import os
-_FU_GAMMA = (0.02, 50.0)
+_FU_GAMMA = tuple(float(x) for x in os.environ.get("KMB_FG", "1e-4,50").split(","))
 _TAIL_GAMMA = tuple(float(x) for x in os.environ.get("KMB_TG", "0.05,20.0").split(","))
 # Relative uncertainty of the evenly-spread risk set, as a prior against
 # which the step sizes are weighed.
@@ -333,6 +333,18 @@ def _min_drop_levels(t, lev, w, md, at_risk, n, t_end) -> np.ndarray:
 # --------------------------------------------------------------------------- core
 
 
+def _below(lo: float, hi: float) -> float:
+    """The latest time counted before a table time ``hi``, written or not.
+
+    Output times are written with 6 decimals; the next float below ``hi``
+    would be written as ``hi`` itself and the event would cross into the
+    next interval of the table. Stay a hair (1e-4 of the interval, at least
+    2e-6) below.
+    """
+    gap = max((hi - lo) * 1e-4, 2e-6)
+    return max(lo, hi - gap) if hi - lo > 2 * gap else float(np.nextafter(hi, -np.inf))
+
+
 @dataclass
 class _Segment:
     """One interval of the at-risk table (or the tail after it)."""
@@ -376,7 +388,7 @@ def _cens_times(
         x = np.interp(x, fs, xs)
     out = seg.lo + (seg.hi - seg.lo) * x
     # Censored at a table time would still count as at risk there.
-    top = seg.hi if seg.tail else np.nextafter(seg.hi, -np.inf)
+    top = seg.hi if seg.tail else _below(seg.lo, seg.hi)
     return np.clip(out, seg.lo, max(seg.lo, top))
 
 
@@ -533,7 +545,7 @@ def _make_segment(t, s, md, t_end, a, b, lo, hi, n0, n1, tail) -> _Segment:
     """Segment ``[lo, hi)`` holding steps ``a:b`` of the cleaned curve."""
     idx = np.arange(a, b)
     s0 = float(s[a - 1])  # level before the segment's first step
-    top = hi if tail else np.nextafter(hi, -np.inf)
+    top = hi if tail else _below(lo, hi)
     # Steps moved across a table time by _segments sit at its edge.
     ts = np.clip(t[idx], lo, max(lo, top))
     rs = np.minimum(s[idx] / s0, 1.0) if s0 > 0 else np.zeros(len(idx))
@@ -717,7 +729,7 @@ def reconstruct_arm(
     for i, g in enumerate(segs):
         if fixed_tail and g.tail:
             continue  # the follow-up decides the tail's censorings
-        g.shape = _fit_shape(g, sol[i][0], sol[i][1], sigma, g.s0)
+        g.shape = _fit_shape(g, sol[i][0], sol[i][1], sigma, g.s0) if not os.environ.get("KMB_NOSHAPE") else None
         if g.shape is not None:
             gammas[i] = 1.0  # the shape already holds the fitted spread
     sol = fit_tail(solve(theta))
@@ -752,7 +764,7 @@ def reconstruct_arm(
             a = 0.5 * (g.prev_t + et)
             b = 0.5 * (et + g.next_t)
             a = np.maximum(a, g.lo)
-            b = np.minimum(b, np.nextafter(g.hi, -np.inf)) if g.hi > g.lo else b
+            b = np.minimum(b, _below(g.lo, g.hi)) if g.hi > g.lo else b
             b = np.maximum(a, b)
             et = rng.uniform(a, b)
         ev_t.append(np.repeat(et, d))
@@ -870,7 +882,14 @@ def _followup_tail_gamma(trial: Trial, inputs: dict) -> float | None:
     # Larger gamma: censorings earlier in the tail, shorter follow-up.
     lo, hi = math.log(_FU_GAMMA[0]), math.log(_FU_GAMMA[1])
     f_lo, f_hi = fu(lo), fu(hi)
-    if not (f_hi <= target <= f_lo):
+    table_end = max(max((x for x, _ in v[2]), default=0.0) for v in inputs.values())
+    if target > f_lo and target > table_end:
+        # Longer than even the latest tail censoring gives, and past the
+        # table: most patients were censored at the end (the usual data
+        # cut-off), as late as the rule allows. (A median inside the table
+        # says more about the censorings there than about the tail.)
+        return math.exp(lo)
+    if target < f_hi:
         # The tail cannot explain the reported follow-up (it is set mostly
         # inside the table): no reason to push the spread to an extreme.
         return 1.0
