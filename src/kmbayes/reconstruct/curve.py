@@ -278,7 +278,10 @@ def corner_pairs(time: np.ndarray, survival: np.ndarray):
     tau = tau[keep]
     if tau[0] <= 0:
         tau = np.maximum(tau, 1e-9 * t_end)
-    return np.r_[0.0, tau], np.r_[1.0, lev], np.r_[0, md], t_end, np.r_[1e6, lev_w], spread
+    # SD of a step's time (mean of two corners, each read with the error
+    # that separates them).
+    time_sd = float(np.std(bot_t - top_t)) / 2.0
+    return np.r_[0.0, tau], np.r_[1.0, lev], np.r_[0, md], t_end, np.r_[1e6, lev_w], (spread, time_sd)
 
 
 def _risk_upper(t, at_risk, n) -> np.ndarray:
@@ -289,20 +292,6 @@ def _risk_upper(t, at_risk, n) -> np.ndarray:
     tt = np.array([x for x, _ in table])
     nn = np.array([float(y) for _, y in table])
     return np.maximum(nn[np.clip(np.searchsorted(tt, t, side="right") - 1, 0, len(nn) - 1)], 1.0)
-
-
-def _one_event_snr(t, s, at_risk, n, spread) -> float:
-    """How well the clicks show a single event: its drop against reading error.
-
-    ``spread`` is the SD of a drop reading (two independent level readings),
-    estimated from the between-pair changes. Below 1 the event counts of
-    single steps are invisible and the number of clicked steps is the better
-    count.
-    """
-    if spread <= 0 or len(t) < 2:
-        return math.inf
-    nk = _risk_upper(t[1:], at_risk, n)
-    return float(np.median(s[:-1] / nk)) / spread
 
 
 def _min_drop_levels(t, lev, w, md, at_risk, n, t_end) -> np.ndarray:
@@ -624,23 +613,61 @@ def _segments(
     return [make(i, cuts[i], cuts[i + 1]) for i in range(nseg)]
 
 
-def _prepare(time, survival, at_risk, n) -> tuple:
-    """The seed-independent part: cleaned curve split into segments."""
-    pairs = corner_pairs(time, survival) if "P" in os.environ.get("KMB_X", "PLF") else None
+def _prepare(time, survival, at_risk, n, landmarks=()) -> tuple:
+    """The seed-independent part: cleaned curve split into segments.
+
+    ``landmarks`` are the arm's published ``(time, estimate)`` survival
+    figures; they anchor the levels of the corner-pair reading (see
+    :func:`_anchor_levels`).
+    """
+    pairs = corner_pairs(time, survival)
     if pairs is not None:
-        t, s, md, t_end, w, spread = pairs
-        s_iso = _pava_nonincreasing(s, w)
-        snr = _one_event_snr(t, s_iso, at_risk, n, spread)
-        if snr < float(os.environ.get("KMB_SNR", "1.0")):
-            s = _min_drop_levels(t, s, w, md, at_risk, n, t_end)
-        else:
-            s = s_iso
-            md = np.zeros_like(md)
+        t, s, md, t_end, w, (spread, time_sd) = pairs
+        if os.environ.get("KMB_LM", "1") == "1":
+            s, w = _anchor_levels(t, s, w, spread, time_sd, landmarks)
+        s = _min_drop_levels(t, s, w, md, at_risk, n, t_end)
     else:
         t, s, t_end = clean_curve(time, survival)
         md = np.zeros(len(t), dtype=int)
     sigma = _SIGMA
     return t_end, sigma, _segments(t, s, md, t_end, at_risk, n, sigma)
+
+
+def _anchor_levels(t, lev, w, spread, time_sd, landmarks):
+    """Add the published landmark survival as precise readings of the levels.
+
+    A landmark estimate printed to ``k`` decimals is the level in force at
+    that time with rounding error of SD ``10**-k / sqrt(12)`` (0.0003 for 3
+    decimals), against about 0.003 for a click. It enters the weighted
+    least squares of the levels as that many clicks' worth of readings.
+    Landmarks within two time-reading errors of a step are skipped: which
+    side of the step they fall on is not known.
+    """
+    if not landmarks or spread <= 0 or len(t) < 2:
+        return lev, w
+    lev, w = lev.copy(), w.copy()
+    var_click = spread**2 / 2.0  # spread is the SD of a difference of two clicks
+    near = float(os.environ.get("KMB_NEAR", "2.0")) * time_sd
+    for lt, est in landmarks:
+        k = int(np.searchsorted(t, lt, side="right")) - 1
+        if k < 1 or k >= len(t):
+            continue
+        if abs(t[k] - lt) < near or (k + 1 < len(t) and abs(t[k + 1] - lt) < near):
+            continue
+        dec = _decimals(est)
+        var_lm = (10.0**-dec) ** 2 / 12.0
+        wk = var_click / var_lm
+        lev[k] = (lev[k] * w[k] + est * wk) / (w[k] + wk)
+        w[k] = w[k] + wk
+    return lev, w
+
+
+def _decimals(x: float) -> int:
+    """Decimals a published number was printed with (at least 2, at most 6)."""
+    s = repr(float(x))
+    if "e" in s or "." not in s:
+        return 3
+    return int(min(6, max(2, len(s.split(".")[1].rstrip("0")))))
 
 
 def reconstruct_arm(
@@ -845,7 +872,8 @@ def reconstruct_curve(
         assert arm.curve is not None
         ct, cs = arm.curve
         table = [(a.time, a.n) for a in arm.at_risk]
-        inputs[arm_id] = (ct, cs, table, arm.n, arm.events, _prepare(ct, cs, table, arm.n))
+        marks = [(lm.time, lm.estimate) for lm in arm.survival]
+        inputs[arm_id] = (ct, cs, table, arm.n, arm.events, _prepare(ct, cs, table, arm.n, marks))
     gamma = _followup_tail_gamma(trial, inputs)
     for j, arm_id in enumerate(trial.arm_ids):
         ct, cs, table, n, events, prep = inputs[arm_id]
