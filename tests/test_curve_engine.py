@@ -8,6 +8,7 @@ compared with the original data.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -15,9 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from kmbayes.km import km, reverse_km_median
 from kmbayes.reconstruct import reconstruct
-from kmbayes.reconstruct.curve import clean_curve, reconstruct_arm, reconstruct_curve
-from kmbayes.trial import Arm, AtRisk, Interval, Trial, load_trial
+from kmbayes.reconstruct.curve import clean_curve, corner_pairs, reconstruct_arm, reconstruct_curve
+from kmbayes.trial import Arm, AtRisk, Interval, Landmark, Trial, load_trial
 
 DATA = Path(__file__).resolve().parent / "data"
 KMDATA = DATA / "kmdata"
@@ -75,14 +77,41 @@ def make_arm(arm_id, t, e, curve, times) -> Arm:
     return Arm(id=arm_id, n=len(t), events=int(e.sum()), at_risk=table, curve=curve)
 
 
-def figure_trial(name: str, seed: int = 0, **noise) -> tuple[Trial, dict]:
+def landmark_times(tmax: float, k: int = 3) -> list[float]:
+    """Round landmark times inside follow-up, as the validation scorer picks them."""
+    for s in sorted([1, 2, 3, 6, 12, 24, 36, 48, 60, 120, 0.5, 0.25], reverse=True):
+        pts = [s * i for i in range(1, 100) if s * i < 0.8 * tmax]
+        if len(pts) >= k:
+            return [float(pts[i]) for i in np.linspace(0, len(pts) - 1, k).round().astype(int)]
+    return [tmax * f for f in (0.25, 0.5, 0.75)][:k]
+
+
+def published_landmarks(t, e, tmax) -> tuple[Landmark, ...]:
+    """Landmark survival with log-log CIs, printed to 3 decimals."""
+    fit = km(t, e)
+    out = []
+    for lt in landmark_times(tmax):
+        s, lo, hi = fit.ci_at(lt)
+        if 0 < s < 1 and np.isfinite(lo) and np.isfinite(hi):
+            out.append(Landmark(lt, round(s, 3), round(lo, 3), round(hi, 3)))
+    return tuple(out)
+
+
+def figure_trial(name: str, seed: int = 0, published: bool = False, **noise) -> tuple[Trial, dict]:
+    """A kmdata figure as a trial file: curve + at-risk table (+ what a paper prints)."""
     ipd = read_ipd(name)
     rng = np.random.default_rng(seed)
     tmax = max(float(t.max()) for t, _ in ipd.values())
     times = at_risk_times(tmax)
     arms = {a: make_arm(a, t, e, digitize(t, e, rng, **noise), times) for a, (t, e) in ipd.items()}
+    fu = None
+    if published:
+        arms = {a: dataclasses.replace(arm, survival=published_landmarks(*ipd[a], tmax))
+                for a, arm in arms.items()}
+        fu = round(reverse_km_median(*map(np.concatenate, zip(*ipd.values()))), 1)
     ref = sorted(arms)[0]
-    return Trial(name=name, time_unit="months", reference_arm=ref, arms=arms), ipd
+    return Trial(name=name, time_unit="months", reference_arm=ref, arms=arms,
+                 followup_median=fu), ipd
 
 
 def cox_loghr(data: dict[str, tuple[np.ndarray, np.ndarray]], ref: str) -> float:
@@ -415,3 +444,91 @@ def test_trial_file_roundtrip(tmp_path):
     for arm_id, arm in loaded.arms.items():
         check_counts(arm, *rep[arm_id])
     assert math.isfinite(cox_loghr(rep, loaded.reference_arm))
+
+
+# --------------------------------------------------------------------------- corner pairs, follow-up, landmarks
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_corner_pairs_find_every_step(name):
+    # Every drop was clicked as two corners: each is a step with >= 1 event,
+    # however small. The minimum events add up to the distinct event times.
+    trial, ipd = figure_trial(name)
+    for arm_id, arm in trial.arms.items():
+        got = corner_pairs(*arm.curve)
+        assert got is not None
+        t, s, md, t_end, w, (spread, time_sd) = got
+        te, ee = ipd[arm_id]
+        assert int(md.sum()) == len(np.unique(te[ee == 1]))
+        assert np.all(np.diff(t) > 0)
+        # Reading error recovered from the clicks (truth: 0.003 per click).
+        assert 0.002 < spread / math.sqrt(2) < 0.0045
+
+
+def test_corner_pairs_not_claimed_for_other_layouts():
+    trial, _ = figure_trial("Checkmate017_1")
+    ct, cs = next(iter(trial.arms.values())).curve
+    rng = np.random.default_rng(3)
+    perm = rng.permutation(len(ct))
+    assert corner_pairs(ct[perm], cs[perm]) is None  # shuffled clicks
+    # One click per level (the bottom corners only): no pairs to read.
+    assert corner_pairs(ct[::2], cs[::2]) is None
+
+
+@pytest.mark.parametrize("name", ["Checkmate017_1", "OMEGA_3B"])
+def test_reported_followup_is_reproduced(name):
+    # After the table nothing but the follow-up says when the rest were
+    # censored; without it OMEGA's reconstruction gives 25.5 instead of 29.9
+    # months and CheckMate 017's 17.6 instead of 16.1.
+    trial, _ = figure_trial(name, published=True)
+    rep = reconstruct_curve(trial, seed=1, replicates=1)[0]
+    tt = np.concatenate([rep[a][0] for a in rep])
+    ee = np.concatenate([rep[a][1] for a in rep])
+    assert reverse_km_median(tt, ee) == pytest.approx(trial.followup_median, rel=0.01)
+    for arm_id, arm in trial.arms.items():
+        check_counts(arm, *rep[arm_id])
+
+
+def test_followup_beyond_the_table_means_censoring_at_the_cutoff():
+    # 200 patients, 40 deaths early, everyone else censored at the 60-month
+    # cut-off; the table stops at 30 months.
+    t = np.r_[np.linspace(1, 25, 40), np.full(160, 60.0)]
+    e = np.r_[np.ones(40, int), np.zeros(160, int)]
+    curve = km_corners(t, e)
+    table = [0, 10, 20, 30]
+    a = make_arm("a", t, e, curve, table)
+    b = make_arm("b", t, e, curve, table)
+    trial = Trial(name="x", time_unit="months", reference_arm="a", arms={"a": a, "b": b},
+                  followup_median=60.0)
+    rep = reconstruct_curve(trial, seed=1, replicates=1)[0]
+    ta, ea = rep["a"]
+    assert int(((ta > 59) & (ea == 0)).sum()) >= 150
+
+
+def test_landmarks_anchor_levels():
+    from kmbayes.reconstruct.curve import _anchor_levels
+
+    t = np.array([0.0, 10.0, 20.0, 30.0])
+    lev = np.array([1.0, 0.80, 0.61, 0.40])
+    w = np.array([1e6, 2.0, 2.0, 2.0])
+    # 15 lies well between the steps at 10 and 20: the 0.790 printed there
+    # is a reading of the level after the step at 10, worth ~100 clicks; 20.01
+    # sits on a step (time error 0.5) and is left alone.
+    out, w2 = _anchor_levels(t, lev, w, 0.003 * math.sqrt(2), 0.5,
+                             [(15.0, 0.790), (20.01, 0.5)])
+    assert abs(out[1] - 0.790) < 0.0005 and w2[1] > 100
+    assert out[2] == lev[2] and w2[2] == w[2]
+
+
+def test_table_edge_events_survive_csv_rounding():
+    # A step read just after a table time but belonging before it is kept
+    # a hair below the table time; written with 6 decimals it must not
+    # cross into the next interval (the at-risk numbers would then be off).
+    trial, _ = figure_trial("CONCEPT_1A", published=True)
+    rec = reconstruct(trial, seed=1, replicates=1)
+    lines = rec.csv_text(False).strip().splitlines()[1:]
+    rows = [ln.split(",") for ln in lines]
+    for arm_id, arm in trial.arms.items():
+        tt = np.array([float(r[0]) for r in rows if r[2] == arm_id])
+        for row in arm.at_risk:
+            assert int((tt >= row.time).sum()) == row.n

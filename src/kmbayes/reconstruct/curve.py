@@ -8,8 +8,20 @@ The algorithm follows Guyot et al. (2012) in spirit (work interval by interval
 of the at-risk table; convert drops of the curve into event counts using the
 reconstructed risk set), with these changes:
 
-* **Cleaning.** Survival in percent is rescaled and the curve anchored at
-  ``(0, 1)``. Clicks that come in order along the curve (the usual way of
+* **Corner pairs.** A figure digitized the careful way (``(0, 1)``, then the
+  top and bottom corner of every vertical edge, then the end of the curve)
+  is recognised as such (:func:`corner_pairs`). Every pair is then a step
+  with at least one event, even when its drop is far below reading error
+  (one death among 2,000 patients); the two readings of each level are
+  averaged, and the levels are fitted by least squares under the
+  constraint that every known step drops by at least one event
+  (:func:`_min_drop_levels`). Step times are the pair means, sorted along
+  the path (pooling crowded, noisy times would stack steps on one time).
+* **Published landmarks anchor the levels.** A survival estimate printed to
+  3 decimals is a reading of the level ten times more precise than a click;
+  it enters the level fit with that weight (:func:`_anchor_levels`).
+* **Cleaning** (clicks not laid out as corner pairs). Survival in percent is
+  rescaled and the curve anchored at ``(0, 1)``. Clicks that come in order along the curve (the usual way of
   digitizing) are forced monotone in both time and survival along that order
   by pool-adjacent-violators; otherwise they are sorted by time and survival
   is made non-increasing. Only the first click of each new level (a drop) is
@@ -28,8 +40,16 @@ reconstructed risk set), with these changes:
   implied become the interval's censoring shape.
 * **Intervals are fitted relative to their own start**, so an error in one
   interval does not leak into the next.
-* **Exact total events.** After the table, the reported total decides how
-  early the censorings come (a one-parameter spread, by bisection); then one
+* **The tail after the table.** Nothing in the figure says when those still
+  at risk at the last table time were censored; the reported median
+  follow-up (reverse Kaplan-Meier, all arms) does. One spread of the tail's
+  censorings, shared by the arms, is chosen so the reconstruction gives the
+  reported follow-up (:func:`_followup_tail_gamma`); a follow-up beyond
+  both the table and anything the tail can give means censoring at the
+  data cut-off, at the end of the curve.
+* **Exact total events.** Without a reported follow-up, the reported total
+  decides how early the tail's censorings come (a one-parameter spread, by
+  bisection); then one
   rounding threshold shared by all intervals is tuned; anything left is fixed
   by flipping the latest records' status (times unchanged, so the numbers at
   risk stay exact). Guyot et al. only use the total in the last interval.
@@ -69,9 +89,13 @@ _THETA_JITTER = 0.25
 # the top and bottom corner of the same step.
 _CORNER_GAP = 0.02
 # Range of the censoring shape in the tail after the at-risk table.
-import os
-_FU_GAMMA = tuple(float(x) for x in os.environ.get("KMB_FG", "1e-4,50").split(","))
-_TAIL_GAMMA = tuple(float(x) for x in os.environ.get("KMB_TG", "0.05,20.0").split(","))
+_TAIL_GAMMA = (0.05, 20.0)
+# Range of the tail's censoring spread when the follow-up chooses it: down
+# to 1e-4 puts the censorings at the very end of the curve (a data cut-off).
+_FU_GAMMA = (1e-4, 50.0)
+# A landmark this many step-time reading errors from a step is not used to
+# anchor a level: which side of the step it falls on is not known.
+_LANDMARK_NEAR = 2.0
 # Relative uncertainty of the evenly-spread risk set, as a prior against
 # which the step sizes are weighed.
 _SHAPE_PRIOR = 0.15
@@ -207,12 +231,15 @@ def corner_pairs(time: np.ndarray, survival: np.ndarray):
 
     Returns
     -------
-    (t, s, min_d, t_end) or None
-        Step times (mean of the two corner times, forced non-decreasing),
-        levels after each step (both readings of a level averaged, forced
-        non-increasing), the minimum number of events at each step (steps
-        whose times coincide are merged), and the end of the curve; ``None``
-        when the clicks are not laid out as corner pairs.
+    (t, s, min_d, t_end, w, (spread, time_sd)) or None
+        Step times (mean of the two corner times, sorted along the path),
+        levels after each step (the readings of a level averaged, not yet
+        made monotone), the minimum number of events at each step (steps
+        whose times coincide are merged), the end of the curve, the number
+        of readings behind each level, the SD of a drop reading (from the
+        between-pair changes) and of a step time (from the within-pair time
+        differences); ``None`` when the clicks are not laid out as corner
+        pairs.
     """
     t = np.asarray(time, dtype=float).ravel()
     s = np.asarray(survival, dtype=float).ravel()
@@ -256,7 +283,7 @@ def corner_pairs(time: np.ndarray, survival: np.ndarray):
     # Steps come in path order, so the k-th step is at the k-th earliest
     # time. Sorting keeps crowded steps apart; pooling them (isotonic
     # regression) would stack many steps on one time.
-    tau = np.sort(0.5 * (top_t + bot_t)) if os.environ.get("KMB_SORT", "1") == "1" else -_pava_nonincreasing(-0.5 * (top_t + bot_t))
+    tau = np.sort(0.5 * (top_t + bot_t))
     # Level k (after step k) is read at the bottom of step k and at the top
     # of step k + 1 (and at the end click for the last level).
     lev_sum = bot_s.copy()
@@ -299,8 +326,9 @@ def _min_drop_levels(t, lev, w, md, at_risk, n, t_end) -> np.ndarray:
 
     Least squares (weights: readings per level) under ``S_k <= S_{k-1} -
     delta_k``, where ``delta_k = S_{k-1} md_k / n_k`` is the drop of the
-    fewest events the step can hold, ``n_k`` the number at risk
-    interpolated from the table. Subtracting the cumulative least drop
+    fewest events the step can hold and ``n_k`` the last table count before
+    the step (an upper bound on those at risk, so the least drop is never
+    overstated). Subtracting the cumulative least drop
     turns this into an ordinary isotonic regression. Plain isotonic
     regression lets reading error flatten and exaggerate steps at random;
     forcing a single-event drop at steps that are known to be there removes
@@ -623,8 +651,7 @@ def _prepare(time, survival, at_risk, n, landmarks=()) -> tuple:
     pairs = corner_pairs(time, survival)
     if pairs is not None:
         t, s, md, t_end, w, (spread, time_sd) = pairs
-        if os.environ.get("KMB_LM", "1") == "1":
-            s, w = _anchor_levels(t, s, w, spread, time_sd, landmarks)
+        s, w = _anchor_levels(t, s, w, spread, time_sd, landmarks)
         s = _min_drop_levels(t, s, w, md, at_risk, n, t_end)
     else:
         t, s, t_end = clean_curve(time, survival)
@@ -647,7 +674,7 @@ def _anchor_levels(t, lev, w, spread, time_sd, landmarks):
         return lev, w
     lev, w = lev.copy(), w.copy()
     var_click = spread**2 / 2.0  # spread is the SD of a difference of two clicks
-    near = float(os.environ.get("KMB_NEAR", "2.0")) * time_sd
+    near = _LANDMARK_NEAR * time_sd
     for lt, est in landmarks:
         k = int(np.searchsorted(t, lt, side="right")) - 1
         if k < 1 or k >= len(t):
@@ -663,11 +690,16 @@ def _anchor_levels(t, lev, w, spread, time_sd, landmarks):
 
 
 def _decimals(x: float) -> int:
-    """Decimals a published number was printed with (at least 2, at most 6)."""
+    """Decimals a published survival was printed with: at least 3, at most 6.
+
+    A parsed ``0.790`` is ``0.79``: trailing zeros are lost, so fewer than 3
+    decimals are not believed (3 decimals, or percent with one, is how
+    landmark survival is printed).
+    """
     s = repr(float(x))
     if "e" in s or "." not in s:
         return 3
-    return int(min(6, max(2, len(s.split(".")[1].rstrip("0")))))
+    return int(min(6, max(3, len(s.split(".")[1].rstrip("0")))))
 
 
 def reconstruct_arm(
@@ -761,7 +793,7 @@ def reconstruct_arm(
     for i, g in enumerate(segs):
         if fixed_tail and g.tail:
             continue  # the follow-up decides the tail's censorings
-        g.shape = _fit_shape(g, sol[i][0], sol[i][1], sigma, g.s0) if not os.environ.get("KMB_NOSHAPE") else None
+        g.shape = _fit_shape(g, sol[i][0], sol[i][1], sigma, g.s0)
         if g.shape is not None:
             gammas[i] = 1.0  # the shape already holds the fitted spread
     sol = fit_tail(solve(theta))
@@ -877,10 +909,16 @@ def reconstruct_curve(
     gamma = _followup_tail_gamma(trial, inputs)
     for j, arm_id in enumerate(trial.arm_ids):
         ct, cs, table, n, events, prep = inputs[arm_id]
+        g_arm = gamma
+        if g_arm is None and any(s.md is not None and s.md.any() for s in prep[2]):
+            # Corner pairs pin the events; the reported total can no longer
+            # say where the tail's censorings fall (it would push them to an
+            # extreme to shift one event): keep Guyot's even spread.
+            g_arm = 1.0
         for r in range(len(out)):
             rng = None if r == 0 else np.random.default_rng(children[j * len(out) + r])
             out[r][arm_id] = reconstruct_arm(
-                ct, cs, table, n, events, rng, tail_gamma=gamma, _prepared=prep
+                ct, cs, table, n, events, rng, tail_gamma=g_arm, _prepared=prep
             )
     return out
 
@@ -898,7 +936,7 @@ def _followup_tail_gamma(trial: Trial, inputs: dict) -> float | None:
     """
     from ..km import reverse_km_median
 
-    target = trial.followup_median if "F" in os.environ.get("KMB_X", "PLF") else None
+    target = trial.followup_median
     if target is None or not all(v[5][2] and v[5][2][-1].tail for v in inputs.values()):
         return None
 
