@@ -71,7 +71,10 @@ def test_piecewise_ph_recovery():
         ]:
             checks += 1
             misses += not _covers(draws, truth)
-    assert misses <= 1, f"{misses}/{checks} 95% intervals missed the truth"
+    # 24 nominal-95% intervals: misses ~ Binomial(24, 0.05), mean 1.2;
+    # P(misses >= 4) = 0.03 for a calibrated posterior, while a biased one
+    # (a wrong likelihood or exposure) misses most of the 24.
+    assert misses <= 3, f"{misses}/{checks} 95% intervals missed the truth"
 
 
 def test_piecewise_tv_recovery():
