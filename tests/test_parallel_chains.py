@@ -15,7 +15,8 @@ import pytest
 from kmbayes import fitting, priors
 from kmbayes.data import simulate_trial
 
-SETTINGS = fitting.SamplerSettings(draws=150, tune=150, chains=2)
+# The C backend: the numba backend runs chains as threads and never uses the pool.
+SETTINGS = fitting.SamplerSettings(draws=150, tune=150, chains=2, compile="c")
 GATE = fitting.Gate(ess_min=0, rhat_max=10)
 
 

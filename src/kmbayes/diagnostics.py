@@ -75,21 +75,36 @@ def compute(idata, *, loo: bool = True) -> dict:
     """
     import arviz as az
 
-    names = _sampled_vars(idata)
+    import xarray as xr
+
+    # Every scalar of every variable as one (chain, draw, k) array: ArviZ then
+    # makes one vectorised call per diagnostic instead of one per variable.
+    post = idata.posterior
+    owner, cols = [], []
+    for name in _sampled_vars(idata):
+        v = np.asarray(post[name].values, dtype=float)
+        v = v.reshape(v.shape[0], v.shape[1], -1)
+        owner += [name] * v.shape[2]
+        cols.append(v)
+    theta = xr.Dataset({"theta": (("chain", "draw", "k"), np.concatenate(cols, axis=2))})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        rhat = az.rhat(idata, var_names=names, method="rank")
-        ess_b = az.ess(idata, var_names=names, method="bulk")
-        ess_t = az.ess(idata, var_names=names, method="tail")
+        per_k = {
+            "rhat": az.rhat(theta, method="rank")["theta"].values,
+            "ess_bulk": az.ess(theta, method="bulk")["theta"].values,
+            "ess_tail": az.ess(theta, method="tail")["theta"].values,
+        }
 
-    def _ext(ds, fn):
-        vals = {k: float(fn(np.asarray(v.values))) for k, v in ds.data_vars.items()}
-        vals = {k: v for k, v in vals.items() if math.isfinite(v)}
+    def _ext(values, fn):
+        vals: dict[str, float] = {}
+        for name, x in zip(owner, values):
+            if math.isfinite(x):  # constant columns (e.g. a fixed deterministic) have NaN
+                vals[name] = float(fn(vals.get(name, x), x))
         return vals
 
-    r = _ext(rhat, np.nanmax)
-    eb = _ext(ess_b, np.nanmin)
-    et = _ext(ess_t, np.nanmin)
+    r = _ext(per_k["rhat"], max)
+    eb = _ext(per_k["ess_bulk"], min)
+    et = _ext(per_k["ess_tail"], min)
     ss = idata.sample_stats
     div = int(np.asarray(ss["diverging"].values).sum()) if "diverging" in ss else 0
     try:

@@ -71,8 +71,8 @@ from typing import Any
 
 import numpy as np
 
+from . import _nutpie_numba, estimands, families, priors
 from . import diagnostics as diag_mod
-from . import estimands, families, priors
 from .data import SurvivalData, file_digest, load_ipd
 from .diagnostics import Gate
 from .errors import FitFailedError, InputError
@@ -82,7 +82,7 @@ from .priors import PriorSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RESULT_COLUMNS = ["model", "prior", "quantity", "estimate", "lower", "upper", "flag"]
-_SOURCE_FILES = ("data.py", "priors.py", "fitting.py", "diagnostics.py")
+_SOURCE_FILES = ("data.py", "priors.py", "fitting.py", "diagnostics.py", "_nutpie_numba.py")
 
 
 # =========================================================================== spec
@@ -97,7 +97,7 @@ class SamplerSettings:
     chains: int = 2
     target_accept: float = 0.9
     backend: str = "nutpie"
-    compile: str = "c"
+    compile: str = "numba"
     retry: bool = True
 
     def safer(self) -> SamplerSettings:
@@ -164,6 +164,15 @@ class RunSpec:
             "estimands": [list(self.milestones), list(self.rmst_horizons)],
         }
         return _sha(json.dumps(doc, sort_keys=True))
+
+
+def _package_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "absent"
 
 
 def _sha(text: str | bytes) -> str:
@@ -605,8 +614,7 @@ class _Compiled:
 
     def with_values(self, values: dict[str, np.ndarray]):
         if self.mode == "numba":
-            known = self.nutpie_model.shared_data
-            return self.nutpie_model.with_data(**{k: v for k, v in values.items() if k in known})
+            return self.nutpie_model.with_values(values)
         # C path: the compiled functions read pytensor shared variables; fits
         # run one at a time, so setting them before sampling is the swap.
         for k, v in values.items():
@@ -634,6 +642,16 @@ class _Locked:
         self._lock = threading.Lock()
 
 
+def _initial_point_fn(pm_model) -> _Locked:
+    """PyMC's jittered initial point of the unconstrained parameters (as nutpie uses it)."""
+    from pymc.initial_point import make_initial_point_fn
+
+    return _Locked(make_initial_point_fn(
+        model=pm_model, return_transformed=True, jitter_rvs=set(pm_model.free_RVs),
+        default_strategy="support_point",
+    ))
+
+
 def _c_functions(pm_model) -> dict:
     """The compiled PyTensor functions nutpie needs for a model (picklable).
 
@@ -643,13 +661,9 @@ def _c_functions(pm_model) -> dict:
     instead of reallocated, ~25% less per call for piecewise_tv).
     """
     from nutpie.compile_pymc import _make_functions, _prepare_dims_and_coords
-    from pymc.initial_point import make_initial_point_fn
     from pytensor.compile.mode import get_default_mode
 
-    ipfn = _Locked(make_initial_point_fn(
-        model=pm_model, return_transformed=True, jitter_rvs=set(pm_model.free_RVs),
-        default_strategy="support_point",
-    ))
+    ipfn = _initial_point_fn(pm_model)
     mode = get_default_mode()
     if hasattr(mode.linker, "allow_gc"):
         mode = mode.clone(link_kwargs={"allow_gc": False})
@@ -740,7 +754,7 @@ def _compile_c(pm_model=None, functions: dict | None = None):
 _CACHE_OFF = ("0", "false", "no", "off")
 
 
-def _functions_cache_file(model: str, cuts, values: dict) -> Path | None:
+def _functions_cache_file(model: str, cuts, values: dict, mode: str = "c") -> Path | None:
     """Where :func:`compiled_model` keeps a family's compiled functions (None: cache off).
 
     The key holds everything the compiled graph depends on: the family, its
@@ -759,10 +773,12 @@ def _functions_cache_file(model: str, cuts, values: dict) -> Path | None:
 
         doc = {
             "model": model,
+            "mode": mode,
             "cuts": None if cuts is None else [str(c) for c in cuts],
             "code": code_hash(),
             "versions": [platform.python_version(), np.__version__, pymc.__version__,
-                         pytensor.__version__, nutpie.__version__, cloudpickle.__version__],
+                         pytensor.__version__, nutpie.__version__, cloudpickle.__version__,
+                         _package_version("numba")],
             "pytensor": [pytensor.config.floatX, pytensor.config.mode, pytensor.config.linker,
                          os.environ.get("PYTENSOR_FLAGS", "")],
             "values": {k: [str(v.dtype), list(v.shape)] for k, v in sorted(values.items())},
@@ -815,41 +831,43 @@ def _save_functions(path: Path | None, functions: dict) -> None:
 
 
 def compiled_model(model: str, data: SurvivalData, prior: PriorSpec, cuts, baseline: BaselinePrior,
-                   mode: str = "c") -> _Compiled:
+                   mode: str = "numba") -> _Compiled:
     """The family compiled for nutpie, once per process, family, cut points and mode.
 
-    ``mode`` is ``"c"`` (PyTensor C backend through nutpie's Python-function
-    interface: ~1 s to compile with a warm PyTensor cache, ~1 s per 2 x 1500
-    iterations) or ``"numba"`` (nutpie's default: 10-20 s to compile, then
-    ~0.2 s per fit -- better for hundreds of fits). Swap data with
-    ``.with_values(model_values(...))``; nothing is recompiled.
+    ``mode`` is ``"numba"`` (PyTensor's numba backend behind C callbacks that
+    nutpie calls without the GIL, :mod:`kmbayes._nutpie_numba`; ~0.1-0.3 s per
+    fit of 2 x 1300 iterations) or ``"c"`` (PyTensor's C backend behind
+    nutpie's Python-function interface: ~0.5 s per chain, and chains need
+    separate processes). Swap data with ``.with_values(model_values(...))``;
+    nothing is recompiled.
 
-    With ``"c"``, the compiled functions are also pickled to disk (see
-    :func:`_functions_cache_file`) and loaded from there by later processes --
-    the chain workers and every later run -- in ~0.05 s instead of ~1 s of
-    graph rewriting and linking per family. ``KMBAYES_COMPILE_CACHE=0``
-    turns that off.
+    What a family costs to compile is paid once per machine, not per process:
+    the PyTensor functions (graph rewriting and linking, ~1 s) are pickled to
+    disk (see :func:`_functions_cache_file`; ``KMBAYES_COMPILE_CACHE=0``
+    turns that off), and the machine code sits in PyTensor's caches (C
+    modules, or numba's cache for the numba functions and kmbayes' callbacks).
+    Cold, the numba path takes ~15 s for the three families; warm, ~2 s in
+    all (mostly numba's start-up).
     """
-    import nutpie
-
     fam = families.get(model)
     key = (model, tuple(cuts) if fam.uses_cuts else None, mode)
     if key not in _COMPILED:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if mode == "numba":
-                pm_model = fam.build(data, prior, cuts=cuts, baseline=baseline)
-                _COMPILED[key] = _Compiled(nutpie.compile_pymc_model(pm_model), {}, mode)
-            elif mode == "c":
-                values = model_values(model, data, prior, cuts, baseline)
-                path = _functions_cache_file(model, key[1], values)
-                functions = _load_functions(path, values)
-                if functions is None:
-                    functions = _c_functions(fam.build(data, prior, cuts=cuts, baseline=baseline))
-                    _save_functions(path, functions)
-                _COMPILED[key] = _Compiled(*_compile_c(functions=functions), mode)
-            else:
+            if mode not in ("c", "numba"):
                 raise InputError("sampler.compile", f"must be 'c' or 'numba', got {mode!r}")
+            values = model_values(model, data, prior, cuts, baseline)
+            path = _functions_cache_file(model, key[1], values, mode)
+            functions = _load_functions(path, values)
+            if functions is None:
+                pm_model = fam.build(data, prior, cuts=cuts, baseline=baseline)
+                functions = (_nutpie_numba.make_functions(pm_model, _initial_point_fn(pm_model))
+                             if mode == "numba" else _c_functions(pm_model))
+                _save_functions(path, functions)
+            if mode == "numba":
+                _COMPILED[key] = _Compiled(_nutpie_numba.build(functions, values), {}, mode)
+            else:
+                _COMPILED[key] = _Compiled(*_compile_c(functions=functions), mode)
     return _COMPILED[key]
 
 
@@ -900,31 +918,60 @@ def _concat_chains(traces: list) -> Any:
 
 
 def _sample_nutpie(model, data, prior, cuts, baseline, settings, seed):
-    """Sample with nutpie; C backend: one chain per process (see :class:`_ChainPool`).
+    """Sample with nutpie: numba backend (default) or C backend (fallback).
 
-    With the C backend every logp/gradient is a Python callback, so chains run
-    as nutpie threads of one process serialise on the GIL and thrash it
-    (piecewise_tv, 1000 draws, 2 chains: 2.30 s on 2 threads, 1.16 s on one,
-    0.64 s for a single chain). Each chain therefore runs alone in a process
-    (``chains=1, cores=1``) with its own seed, :func:`chain_seed`: chain 0 here,
-    the others in the worker pool, or here one after another when the pool is
-    off or broken -- the draws are the same either way. The numba backend
-    releases the GIL, so it keeps nutpie's threads.
+    numba: the compiled callbacks run without the GIL, so nutpie runs the
+    chains as threads of this process, in parallel. If the numba path cannot
+    be built here (see :mod:`kmbayes._nutpie_numba`), the fit falls back to
+    the C backend once per process, with a warning; ``sample_stats`` records
+    which backend ran (attribute ``kmbayes_compile``).
+
+    C: every logp/gradient is a Python callback, so chains run as nutpie
+    threads of one process serialise on the GIL and thrash it (piecewise_tv,
+    1000 draws, 2 chains: 2.30 s on 2 threads, 1.16 s on one, 0.64 s for a
+    single chain). Each chain therefore runs alone in a process (``chains=1,
+    cores=1``) with its own seed, :func:`chain_seed`: chain 0 here, the others
+    in the worker pool, or here one after another when the pool is off or
+    broken -- the draws are the same either way.
     """
-    if settings.compile == "numba":
+    if settings.compile not in ("c", "numba"):
+        raise InputError("sampler.compile", f"must be 'c' or 'numba', got {settings.compile!r}")
+    if settings.compile == "numba" and _NUMBA_BROKEN is None:
         import nutpie
 
-        compiled = compiled_model(model, data, prior, cuts, baseline, settings.compile)
-        c = compiled.with_values(model_values(model, data, prior, cuts, baseline))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return nutpie.sample(
-                c, draws=settings.draws, tune=settings.tune, chains=settings.chains,
-                cores=min(settings.chains, 2), seed=seed, progress_bar=False, save_warmup=False,
-                target_accept=settings.target_accept,
-            )
-    if settings.compile != "c":
-        raise InputError("sampler.compile", f"must be 'c' or 'numba', got {settings.compile!r}")
+        try:
+            compiled = compiled_model(model, data, prior, cuts, baseline, "numba")
+        except Exception as ex:  # e.g. an incompatible nutpie/PyTensor: use the C backend
+            _numba_broken(ex)
+        else:
+            c = compiled.with_values(model_values(model, data, prior, cuts, baseline))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                idata = nutpie.sample(
+                    c, draws=settings.draws, tune=settings.tune, chains=settings.chains,
+                    cores=max(1, min(settings.chains, _n_cpus())), seed=seed,
+                    progress_bar=False, save_warmup=False, target_accept=settings.target_accept,
+                )
+            idata.sample_stats.attrs["kmbayes_compile"] = "numba"
+            return idata
+    idata = _sample_c(model, data, prior, cuts, baseline, settings, seed)
+    idata.sample_stats.attrs["kmbayes_compile"] = "c"
+    return idata
+
+
+#: why the numba path is off for the rest of the process
+_NUMBA_BROKEN: str | None = None
+
+
+def _numba_broken(ex: Exception) -> None:
+    global _NUMBA_BROKEN
+    _NUMBA_BROKEN = f"{type(ex).__name__}: {ex}"[:300]
+    warnings.warn(f"kmbayes: nutpie's numba backend is unavailable ({_NUMBA_BROKEN}); "
+                  "sampling with the C backend instead", RuntimeWarning, stacklevel=3)
+
+
+def _sample_c(model, data, prior, cuts, baseline, settings, seed):
+    """The C backend: chain 0 here, the others in the worker pool (see :class:`_ChainPool`)."""
     args = (model, data, prior, cuts, baseline, settings)
     seeds = [chain_seed(seed, c) for c in range(settings.chains)]
     hosts = ["main"] * settings.chains
@@ -960,12 +1007,16 @@ _POOL_DISABLED: str | None = None
 _IN_WORKER = False
 
 
+def _n_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def _n_workers() -> int:
     """Worker processes to use: ``KMBAYES_WORKERS`` if set, else one per spare CPU."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
+    cpus = _n_cpus()
     env = os.environ.get("KMBAYES_WORKERS", "").strip()
     if env:
         try:
@@ -1340,10 +1391,11 @@ def fit_one(
             else:
                 i += 1
             continue
+        ran = idata.sample_stats.attrs.get("kmbayes_compile", s.compile)  # numba may fall back to c
         idata = _finish_idata(idata, model, data, prior, cuts, baseline)
         d = diag_mod.compute(idata, loo=loo)
         fails = diag_mod.gate_failures(d, gate)
-        attempts.append({"backend": backend, **dataclasses.asdict(s), "seed": fseed,
+        attempts.append({"backend": backend, **dataclasses.asdict(s), "compile": ran, "seed": fseed,
                          "seconds": round(time.perf_counter() - t0, 3), "failures": fails})
         best = (idata, d, fails, backend, s)
         if not fails:
