@@ -32,7 +32,7 @@ def test_load_spec_clocc():
     assert spec.milestones == (36, 60, 96) and spec.rmst_horizons == (60, 96)
     assert spec.gate.rhat_max == 1.01 and spec.gate.ess_min == 400
     assert spec.settings(True).draws < spec.settings(False).draws
-    assert spec.settings(False, "piecewise_tv").draws == 2000  # [sampler.piecewise_tv]
+    assert spec.settings(False, "piecewise_tv").draws == 2 * spec.sampler.draws  # [sampler.piecewise_tv]
     assert spec.settings(False, "weibull_ph") == spec.sampler
 
 

@@ -74,7 +74,6 @@ def compute(idata, *, loo: bool = True) -> dict:
     ``se_elpd_loo``, ``p_loo``, ``draws``, ``chains``, ``worst_rhat_var``.
     """
     import arviz as az
-
     import xarray as xr
 
     # Every scalar of every variable as one (chain, draw, k) array: ArviZ then

@@ -5,22 +5,20 @@ Speed comes from four decisions:
 1. Each family is compiled once per process for nutpie with its data, baseline
    and prior constants as ``pm.Data``; every prior, replicate and retry swaps
    new values into the same compiled object -- no recompilation. By default
-   the logp/gradient is PyTensor's C backend behind nutpie's Python-function
-   interface: about a second of graph rewriting and linking per family, and
-   the compiled functions are pickled next to PyTensor's cached C modules so
-   later processes load them in ~0.05 s (``KMBAYES_COMPILE_CACHE=0`` turns
-   that off). ``[sampler] compile = "numba"`` selects nutpie's numba backend
-   (10-20 s of compilation per family per process, faster per draw).
-2. With the C backend every gradient is a Python callback, so chains run as
-   threads of one process fight over the GIL (2 chains on 2 threads take 2x
-   as long as one after the other). Each chain therefore runs alone in a
-   process: chain 0 in the caller, the others in a pool of persistent
-   ``spawn``-ed worker processes started at the first fit, each keeping its
-   own compiled families (:class:`_ChainPool`). Every chain has its own seed
+   (``[sampler] compile = "numba"``) PyTensor compiles the log density and
+   its gradient with numba and :mod:`kmbayes._nutpie_numba` wraps them in C
+   callbacks; all of it is cached on disk, so a family costs ~15 s once per
+   machine and ~0.1 s per later process (``KMBAYES_COMPILE_CACHE=0`` turns
+   off kmbayes' part of that cache).
+2. The numba callbacks run without the GIL, so nutpie samples the chains of a
+   fit as threads, in parallel. The C backend (``compile = "c"``, also the
+   automatic fallback) makes every gradient a Python callback; its chains
+   would contend for the GIL as threads, so each runs alone in a process:
+   chain 0 in the caller, the others in a pool of persistent ``spawn``-ed
+   worker processes (:class:`_ChainPool`). Every chain has its own seed
    (:func:`chain_seed`), so the draws are the same whichever process runs a
    chain. ``KMBAYES_WORKERS=<n>`` caps the workers (default: CPUs - 1;
-   ``0`` runs the chains one after another in the caller). If the pool cannot
-   start or a worker dies, the remaining chains run in the caller.
+   ``0`` runs the chains one after another in the caller).
 3. The piecewise likelihoods are Poisson kernels on per-arm x interval
    sufficient statistics, so a gradient costs O(intervals), not O(patients);
    per-patient log-likelihoods for LOO are computed afterwards with NumPy.
