@@ -231,6 +231,11 @@ def test_reproducible_with_seed(tmp_path):
     a = fitting.fit_one("weibull_ph", d, priors.sceptical(), settings=s, gate=g, seed=42, loo=False)
     b = fitting.fit_one("weibull_ph", d, priors.sceptical(), settings=s, gate=g, seed=42, loo=False)
     np.testing.assert_array_equal(a.idata.posterior.log_hr.values, b.idata.posterior.log_hr.values)
+    # ... and the same bytes on disk (no creation stamps in the file), so a
+    # refit of unchanged fits leaves models/ unchanged.
+    fitting._write_fit(a, tmp_path / "a", {})
+    fitting._write_fit(b, tmp_path / "b", {})
+    assert (tmp_path / "a" / "posterior.nc").read_bytes() == (tmp_path / "b" / "posterior.nc").read_bytes()
     assert fitting.derive_seed(1, "a", "b") == fitting.derive_seed(1, "a", "b") != fitting.derive_seed(1, "a", "c")
 
 

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 #: bump when the generated source or the user-data layout changes meaning
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 
 
 def _intrinsics():
@@ -42,26 +42,24 @@ def _intrinsics():
     from numba.core import types
     from numba.extending import intrinsic
 
-    @intrinsic
-    def voidptr_as_u64ptr(typingctx, src):
-        sig = types.CPointer(types.uint64)(src)
+    def pointer_cast(target, how):
+        """An intrinsic casting its argument to the pointer type ``target`` with LLVM's ``how``."""
 
-        def codegen(ctx, builder, sig, args):
-            return builder.bitcast(args[0], ctx.get_value_type(sig.return_type))
+        @intrinsic
+        def cast(typingctx, src):
+            sig = target(src)
 
-        return sig, codegen
+            def codegen(ctx, builder, sig, args):
+                return getattr(builder, how)(args[0], ctx.get_value_type(sig.return_type))
 
-    @intrinsic
-    def u64_as_f64ptr(typingctx, src):
-        sig = types.CPointer(types.float64)(src)
+            return sig, codegen
 
-        def codegen(ctx, builder, sig, args):
-            return builder.inttoptr(args[0], ctx.get_value_type(sig.return_type))
+        return cast
 
-        return sig, codegen
-
-    return {"carray": numba.carray, "np": np, "voidptr_as_u64ptr": voidptr_as_u64ptr,
-            "u64_as_f64ptr": u64_as_f64ptr}
+    return {"carray": numba.carray, "np": np,
+            # user_data (void *) -> its uint64 slots; a slot (an address) -> float64 *
+            "voidptr_as_u64ptr": pointer_cast(types.CPointer(types.uint64), "bitcast"),
+            "u64_as_f64ptr": pointer_cast(types.CPointer(types.float64), "inttoptr")}
 
 
 _GLOBALS: dict | None = None

@@ -18,7 +18,8 @@ Speed comes from four decisions:
    worker processes (:class:`_ChainPool`). Every chain has its own seed
    (:func:`chain_seed`), so the draws are the same whichever process runs a
    chain. ``KMBAYES_WORKERS=<n>`` caps the workers (default: CPUs - 1;
-   ``0`` runs the chains one after another in the caller).
+   ``0`` runs the chains one after another in the caller). If the pool cannot
+   start or a worker dies, the remaining chains run in the caller.
 3. The piecewise likelihoods are Poisson kernels on per-arm x interval
    sufficient statistics, so a gradient costs O(intervals), not O(patients);
    per-patient log-likelihoods for LOO are computed afterwards with NumPy.
@@ -1430,6 +1431,10 @@ def _jsonable(x):
 
 def _write_fit(fit: FitResult, folder: Path, manifest: dict, name: str = "posterior.nc") -> None:
     folder.mkdir(parents=True, exist_ok=True)
+    # ArviZ stamps each group with ``created_at``; the manifest records when
+    # instead, so a refit with the same numbers writes the same bytes.
+    for g in fit.idata.groups():
+        getattr(fit.idata, g).attrs.pop("created_at", None)
     with atomic_path(folder / name) as tmp:
         fit.idata.to_netcdf(str(tmp))
     man_name = "manifest.json" if name == "posterior.nc" else name.replace(".nc", "_manifest.json")
