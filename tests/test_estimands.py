@@ -117,3 +117,22 @@ def test_cox_likelihood_and_prior_spec(data):
     fit = _exp_fit(data, [0.02] * 2, [0.0, 0.0])
     fit.prior = priors.sceptical()
     assert estimands.prior_spec(fit) == (0.0, pytest.approx(0.2168, abs=1e-4))
+
+
+def test_headline_mcse_matches_the_iid_formula(data):
+    # Independent draws: the MCSE of P(HR < 1) is sqrt(p (1 - p) / S).
+    rng = np.random.default_rng(4)
+    s = 8000
+    log_hr = rng.normal(-0.3, 0.2, size=s)
+    fit = _exp_fit(data, np.full(s, 0.02), log_hr)
+    m = estimands.headline_mcse(fit)
+    p = np.mean(log_hr < 0)
+    assert m["p_hr_lt_1"] == pytest.approx(math.sqrt(p * (1 - p) / s), rel=0.2)
+    # The SE of the median HR: about 1.25 SD(HR) / sqrt(S) for a near-normal posterior.
+    hr = np.exp(log_hr)
+    assert m["hr"] == pytest.approx(1.2533 * hr.std() / math.sqrt(s), rel=0.25)
+    # Every draw below 0.8 (HR about 0.37): P = 1, with no estimate of its error.
+    tight = _exp_fit(data, np.full(400, 0.02), rng.normal(-1.0, 0.01, size=400))
+    assert math.isnan(estimands.headline_mcse(tight)["p_hr_lt_0.8"])
+    rows = {r["quantity"]: r for r in estimands.summarise(fit, milestones=(36,), rmst_horizons=())}
+    assert rows["p_hr_lt_1"]["mcse"] == m["p_hr_lt_1"] and math.isnan(rows["surv_diff_36"]["mcse"])

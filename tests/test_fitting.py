@@ -183,7 +183,7 @@ def test_fit_grid_outputs(grid_setup):
         assert fit.idata.log_likelihood.obs.shape[-1] == fit.data.n
         assert (fit.prior.mu, fit.prior.sigma) == (spec.priors[p].mu, spec.priors[p].sigma)
     res = pd.read_csv(out / "reports" / "results.csv")
-    assert list(res.columns) == ["model", "prior", "quantity", "estimate", "lower", "upper", "flag"]
+    assert list(res.columns) == ["model", "prior", "quantity", "estimate", "lower", "upper", "mcse", "flag"]
     q = set(res.quantity)
     for name in ["hr", "p_hr_lt_1", "p_hr_lt_0.8", "p_hr_lt_0.7", "surv_systemic_36",
                  "surv_combined_96", "surv_diff_60", "rmst_systemic_60", "rmst_diff_96",

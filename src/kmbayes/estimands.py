@@ -18,6 +18,9 @@ hazard ratio for the design and analysis of randomized trials with a
 time-to-event outcome. BMC Med Res Methodol. 2013;13:152.
 Spiegelhalter DJ, Abrams KR, Myles JP. Bayesian Approaches to Clinical Trials
 and Health-Care Evaluation. Wiley; 2004 (triplot, sec. 3.6).
+Vehtari A, Gelman A, Simpson D, Carpenter B, Buerkner P-C. Rank-normalization,
+folding, and localization: an improved R-hat for assessing convergence of
+MCMC. Bayesian Anal. 2021;16(2):667-718 (Monte Carlo standard errors).
 """
 
 from __future__ import annotations
@@ -148,6 +151,29 @@ def summarise_draws(x: np.ndarray, level: float = LEVEL) -> tuple[float, float, 
     return float(q[0]), float(q[1]), float(q[2])
 
 
+def headline_mcse(fit) -> dict[str, float]:
+    """Monte Carlo SEs of the headline quantities: ``hr`` (its posterior median)
+    and ``p_hr_lt_<x>`` (the mean of the indicator HR < x).
+
+    From the draws' chain structure (ESS-based, Vehtari et al. 2021). NaN for
+    a probability whose draws all fall on one side (0 or 1: no estimate of
+    its error). For a pooled fit the chains come from different
+    reconstructions, whose spread ArviZ counts against the ESS, so the SEs
+    are conservative there.
+    """
+    import arviz as az
+
+    def mcse(x, method):  # ArviZ returns a 1-element array for a (chain, draw) array
+        return float(np.ravel(az.mcse(x, method=method))[0])
+
+    lh = np.asarray(fit.idata.posterior[_family(fit).log_hr_var].values, float)  # (chain, draw)
+    out = {"hr": mcse(np.exp(lh), "median")}
+    for thr in HR_THRESHOLDS:
+        below = (lh < math.log(thr)).astype(float)
+        out[f"p_hr_lt_{thr:g}"] = mcse(below, "mean") if 0.0 < below.mean() < 1.0 else math.nan
+    return out
+
+
 def _fmt_t(t: float) -> str:
     return f"{t:g}"
 
@@ -155,24 +181,28 @@ def _fmt_t(t: float) -> str:
 def summarise(fit, milestones=(36, 60, 96), rmst_horizons=(60, 96)) -> list[dict]:
     """All estimands of one fit as long-form rows.
 
-    Each row is ``{"quantity", "estimate", "lower", "upper"}``; probabilities
-    have ``lower``/``upper`` = NaN (written empty). Quantities: ``hr``,
+    Each row is ``{"quantity", "estimate", "lower", "upper", "mcse"}``;
+    probabilities have ``lower``/``upper`` = NaN (written empty); ``mcse`` is
+    the Monte Carlo SE of ``estimate`` for ``hr`` and the probabilities
+    (:func:`headline_mcse`), NaN for the rest. Quantities: ``hr``,
     ``p_hr_lt_1``, ``p_hr_lt_0.8``, ``p_hr_lt_0.7``, ``hr_<from>_<to>``
     (piecewise_tv), ``surv_<arm>_<t>``, ``surv_diff_<t>``,
     ``rmst_<arm>_<h>``, ``rmst_diff_<h>``, ``median_<arm>``.
     """
     rows = []
+    mcse = headline_mcse(fit)
 
     def add(q, x):
         e, lo, hi = summarise_draws(x)
-        rows.append({"quantity": q, "estimate": e, "lower": lo, "upper": hi})
+        rows.append({"quantity": q, "estimate": e, "lower": lo, "upper": hi,
+                     "mcse": mcse.get(q, math.nan)})
 
     hr = hr_draws(fit)
     add("hr", hr)
     for thr in HR_THRESHOLDS:
-        rows.append(
-            {"quantity": f"p_hr_lt_{thr:g}", "estimate": float(np.mean(hr < thr)), "lower": math.nan, "upper": math.nan}
-        )
+        q = f"p_hr_lt_{thr:g}"
+        rows.append({"quantity": q, "estimate": float(np.mean(hr < thr)), "lower": math.nan,
+                     "upper": math.nan, "mcse": mcse[q]})
     if fit.model == "piecewise_tv":
         for q, x in interval_hr_draws(fit).items():
             add(q, x)

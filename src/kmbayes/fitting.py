@@ -80,7 +80,7 @@ from .io import atomic_path, write_many_atomic, write_text_atomic
 from .priors import PriorSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-RESULT_COLUMNS = ["model", "prior", "quantity", "estimate", "lower", "upper", "flag"]
+RESULT_COLUMNS = ["model", "prior", "quantity", "estimate", "lower", "upper", "mcse", "flag"]
 _SOURCE_FILES = ("data.py", "priors.py", "fitting.py", "diagnostics.py", "_nutpie_numba.py")
 
 

@@ -152,7 +152,7 @@ def report_step(grid, spec, trial, check_csv: Path | None, layout: Layout, *, se
     """Write ``reports/reanalysis.md``; return its path and the plain-language summary."""
     import pandas as pd
 
-    from .report import interval_frame, plain_summary, write_report
+    from .report import interval_frame, plain_summary, sampling_items, write_report
 
     results = pd.read_csv(layout.reports / "results.csv")
     diag = pd.read_csv(layout.reports / "diagnostics.csv")
@@ -177,6 +177,7 @@ def report_step(grid, spec, trial, check_csv: Path | None, layout: Layout, *, se
         horizons=list(spec.rmst_horizons),
         repro=reproducibility(spec, seed),
         extra_sections=extra,
+        sampling=sampling_items(grid.fits, results[~results.quantity.str.startswith("pooled_")]),
     )
     write_text_atomic(layout.reports / "reanalysis.md", text)
     return layout.reports / "reanalysis.md", plain_summary(results, diag, trial, intervals)
