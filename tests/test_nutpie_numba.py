@@ -58,7 +58,8 @@ def test_callbacks_equal_the_pymc_model_after_a_data_swap(model, trials):
     a, b = trials
     built_for_a = families.build(model, a, priors.sceptical(), cuts=CUTS, baseline=BASE)
     fn = _nutpie_numba.make_functions(built_for_a, fitting._initial_point_fn(built_for_a))
-    nm = _nutpie_numba.build(fn, fitting.model_values(model, a, priors.sceptical(), CUTS, BASE))
+    nm = _nutpie_numba.build(fn, fitting.model_values(model, a, priors.sceptical(), CUTS, BASE),
+                             fitting._flat_initial_point(fn))
     # Swap in trial b and the enthusiastic prior; compare with a model built for them.
     cm = nm.with_values(fitting.model_values(model, b, priors.enthusiastic(), CUTS, BASE))
     ref = fitting._c_functions(
@@ -80,8 +81,9 @@ def test_callbacks_equal_the_pymc_model_after_a_data_swap(model, trials):
 def test_with_values_rejects_a_wrong_rank(trials):
     a, _ = trials
     m = families.build("piecewise_ph", a, priors.sceptical(), cuts=CUTS, baseline=BASE)
-    nm = _nutpie_numba.build(_nutpie_numba.make_functions(m, fitting._initial_point_fn(m)),
-                             fitting.model_values("piecewise_ph", a, priors.sceptical(), CUTS, BASE))
+    fn = _nutpie_numba.make_functions(m, fitting._initial_point_fn(m))
+    nm = _nutpie_numba.build(fn, fitting.model_values("piecewise_ph", a, priors.sceptical(), CUTS, BASE),
+                             fitting._flat_initial_point(fn))
     vals = fitting.model_values("piecewise_ph", a, priors.sceptical(), CUTS, BASE)
     vals["D"] = vals["D"].ravel()
     with pytest.raises(ValueError, match="'D' must have rank 2"):

@@ -191,19 +191,19 @@ class NumbaModel:
     template: Any  # nutpie CompiledPyMCModel
     layout: Layout
 
-    @property
-    def names(self) -> tuple[str, ...]:
-        return self.layout.names
-
     def with_values(self, values: dict[str, np.ndarray]):
         ud, arrays = self.layout.pack(values)
         return dataclasses.replace(self.template, shared_data=arrays, user_data=ud)
 
 
-def build(functions: dict, values: dict[str, np.ndarray]) -> NumbaModel:
-    """Compile (or load from numba's cache) the two callbacks of a family."""
+def build(functions: dict, values: dict[str, np.ndarray], initial_point) -> NumbaModel:
+    """Compile (or load from numba's cache) the two callbacks of a family.
+
+    ``functions`` from :func:`make_functions`; ``values`` the data containers'
+    first values; ``initial_point`` nutpie's ``seed -> flat vector`` function.
+    """
     import numba
-    from nutpie.compile_pymc import CompiledPyMCModel, _rv_dict_to_flat_array_wrapper
+    from nutpie.compile_pymc import CompiledPyMCModel
 
     logp_pt, expand_pt = functions["logp"], functions["expand"]
     n_dim, n_expanded = functions["n_dim"], functions["n_expanded"]
@@ -222,16 +222,11 @@ def build(functions: dict, values: dict[str, np.ndarray]) -> NumbaModel:
     expand_c = _cfunc(_expand_source(n_dim, n_expanded, layout, expand_names), "kmbayes_expand",
                       expand_pt.vm.jit_fn, expand_sig)
 
-    names_all, slices, shapes = functions["shape_info"]
-    free = [i for i, sl in enumerate(slices) if sl.stop <= n_dim]
-    ipfn = _rv_dict_to_flat_array_wrapper(
-        functions["initial_point"], names=[names_all[i] for i in free],
-        shapes=[shapes[i] for i in free])
     ud, arrays = layout.pack(values)
     template = CompiledPyMCModel(
         dims=functions["dims"], _n_dim=n_dim, _coords=functions["coords"],
         _shapes={n: tuple(s) for n, _, s in zip(*functions["shape_info"])},
-        compiled_logp_func=logp_c, compiled_expand_func=expand_c, initial_point_func=ipfn,
+        compiled_logp_func=logp_c, compiled_expand_func=expand_c, initial_point_func=initial_point,
         shared_data=arrays, user_data=ud, n_expanded=n_expanded,
         shape_info=functions["shape_info"], logp_func=logp_pt, expand_func=expand_pt,
     )

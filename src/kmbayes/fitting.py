@@ -674,6 +674,16 @@ def _c_functions(pm_model) -> dict:
             "shape_info": shape_info, "dims": dims, "coords": coords}
 
 
+def _flat_initial_point(functions: dict):
+    """``seed -> flat unconstrained vector`` from the PyMC initial-point function."""
+    from nutpie.compile_pymc import _rv_dict_to_flat_array_wrapper
+
+    names, slices, shapes = functions["shape_info"]
+    free = [i for i, sl in enumerate(slices) if sl.stop <= functions["n_dim"]]
+    return _rv_dict_to_flat_array_wrapper(
+        functions["initial_point"], names=[names[i] for i in free], shapes=[shapes[i] for i in free])
+
+
 def _compile_c(pm_model=None, functions: dict | None = None):
     """Compile a PyMC model for nutpie with PyTensor's C backend.
 
@@ -694,15 +704,12 @@ def _compile_c(pm_model=None, functions: dict | None = None):
     """
     import weakref
 
-    from nutpie.compile_pymc import _rv_dict_to_flat_array_wrapper
     from nutpie.compiled_pyfunc import from_pyfunc
 
     f = functions if functions is not None else _c_functions(pm_model)
     n_dim, logp_pt, expand_pt = f["n_dim"], f["logp"], f["expand"]
-    names, slices, shapes = f["shape_info"]
-    free = [i for i, sl in enumerate(slices) if sl.stop <= n_dim]  # the unconstrained vector
-    initial_point_fn = _rv_dict_to_flat_array_wrapper(
-        f["initial_point"], names=[names[i] for i in free], shapes=[shapes[i] for i in free])
+    names, _, shapes = f["shape_info"]
+    initial_point_fn = _flat_initial_point(f)
     free_logp: list = []
     free_expand: list = []
 
@@ -864,7 +871,8 @@ def compiled_model(model: str, data: SurvivalData, prior: PriorSpec, cuts, basel
                              if mode == "numba" else _c_functions(pm_model))
                 _save_functions(path, functions)
             if mode == "numba":
-                _COMPILED[key] = _Compiled(_nutpie_numba.build(functions, values), {}, mode)
+                _COMPILED[key] = _Compiled(
+                    _nutpie_numba.build(functions, values, _flat_initial_point(functions)), {}, mode)
             else:
                 _COMPILED[key] = _Compiled(*_compile_c(functions=functions), mode)
     return _COMPILED[key]

@@ -48,8 +48,24 @@ REFERENCE_SIGMA = 10.0
 STANDARD_IDS = ("reference", "sceptical", "enthusiastic", "pessimistic")
 
 
+class _NormalOnLogHR:
+    """HR-scale summaries of a normal distribution on the log HR (``mu``, ``sigma``)."""
+
+    @property
+    def hr_median(self) -> float:
+        return math.exp(self.mu)
+
+    def hr_interval(self, level: float = 0.95) -> tuple[float, float]:
+        z = stats.norm.ppf(0.5 + level / 2)
+        return math.exp(self.mu - z * self.sigma), math.exp(self.mu + z * self.sigma)
+
+    def prob_hr_lt(self, hr: float) -> float:
+        """Probability that the HR is below ``hr``."""
+        return float(stats.norm.cdf((math.log(hr) - self.mu) / self.sigma))
+
+
 @dataclass(frozen=True)
-class PriorSpec:
+class PriorSpec(_NormalOnLogHR):
     """A normal prior on the (mean) log hazard ratio.
 
     Attributes
@@ -70,18 +86,6 @@ class PriorSpec:
     def __post_init__(self):
         if not (math.isfinite(self.mu) and math.isfinite(self.sigma)) or self.sigma <= 0:
             raise InputError(f"priors.{self.name}", f"need finite mu and sigma > 0, got {self.mu}, {self.sigma}")
-
-    @property
-    def hr_median(self) -> float:
-        return math.exp(self.mu)
-
-    def hr_interval(self, level: float = 0.95) -> tuple[float, float]:
-        z = stats.norm.ppf(0.5 + level / 2)
-        return math.exp(self.mu - z * self.sigma), math.exp(self.mu + z * self.sigma)
-
-    def prob_hr_lt(self, hr: float) -> float:
-        """Prior probability that the HR is below ``hr``."""
-        return float(stats.norm.cdf((math.log(hr) - self.mu) / self.sigma))
 
     def logpdf(self, log_hr):
         """Log density of the prior at ``log_hr`` (array-friendly)."""
@@ -203,22 +207,11 @@ def prior_set(
 
 
 @dataclass(frozen=True)
-class NormalPosterior:
+class NormalPosterior(_NormalOnLogHR):
     """A normal distribution on the log HR (conjugate posterior or likelihood)."""
 
     mu: float
     sigma: float
-
-    @property
-    def hr_median(self) -> float:
-        return math.exp(self.mu)
-
-    def hr_interval(self, level: float = 0.95) -> tuple[float, float]:
-        z = stats.norm.ppf(0.5 + level / 2)
-        return math.exp(self.mu - z * self.sigma), math.exp(self.mu + z * self.sigma)
-
-    def prob_hr_lt(self, hr: float) -> float:
-        return float(stats.norm.cdf((math.log(hr) - self.mu) / self.sigma))
 
 
 def normal_likelihood_from_ci(
