@@ -1,8 +1,11 @@
 # Two commands are all a user needs: `make run` and `make test`.
-PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# A Python >= 3.12 for the venv: $(PYTHON) if given, else the first of python3.13,
+# python3.12, python3 on PATH that is >= 3.12, else one that pyenv has installed
+# (even when its shim is not active). See scripts/find-python.sh.
+PYTHON ?= $(shell sh scripts/find-python.sh)
 
 .PHONY: setup run test test-all lint score-summary score-curve bench clean
 
@@ -10,8 +13,8 @@ setup: $(STAMP)
 
 # Reinstall only when the declared dependencies change; makes `setup` idempotent.
 $(STAMP): pyproject.toml
-	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 2; }
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@test -n "$(PYTHON)" || { echo "error: no Python >= 3.12 found; install Python 3.12 or newer (e.g. 'pyenv install 3.12' or your package manager's python3.12)"; exit 2; }
+	@test -x $(PY) && $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
@@ -40,6 +43,7 @@ score-curve: setup
 bench: setup
 	$(PY) benchmarks/reconstruct_speed.py
 	$(PY) benchmarks/fit_grid.py
+	$(PY) benchmarks/run_time.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

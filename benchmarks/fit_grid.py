@@ -1,12 +1,12 @@
 """Benchmark: the 3 models x 4 priors grid, kmbayes' way vs the straightforward way.
 
 kmbayes' way (:mod:`kmbayes.fitting`): each family compiled once for nutpie's
-numba backend, with kmbayes' cached C callbacks (:mod:`kmbayes._nutpie_numba`),
+numba backend, with kmbayes' cached C callbacks (:mod:`kmbayes.sampling.numba_cached`),
 so the two chains run as threads in parallel without the GIL; every prior is a
 data swap into the same compiled object; piecewise likelihoods on sufficient
 statistics; per-patient log-likelihood, diagnostics (R-hat, ESS, E-BFMI,
 PSIS-LOO) and the gate included. The timing starts cold in memory:
-:func:`kmbayes.fitting.reset_compiled` drops compiled families, so loading
+:func:`kmbayes.sampling.reset` drops compiled families, so loading
 every family (and numba's start-up) is inside the measured time.
 
 The straightforward way: build the PyMC model and call ``pm.sample()`` with
@@ -20,8 +20,8 @@ adaptation needs fewer). The CLOCC run itself draws more, for a smaller Monte
 Carlo error (``configs/clocc.toml``); a line before the last one times the
 grid at those settings.
 
-Both ways reuse compiled code from disk: PyTensor's C modules (the naive way)
-and numba's cache plus kmbayes' pickled functions (kmbayes' way). So that the
+Both ways reuse compiled code from disk: PyTensor's caches (the naive way)
+and numba's cache plus kmbayes' verified pickled functions (kmbayes' way). So that the
 first run on a fresh machine measures the same thing as later runs, a child
 process first fits each family once both ways with a few draws (printed as
 ``warm-up``, not timed); ``--no-warmup`` skips it.
@@ -69,15 +69,16 @@ def warm_up() -> None:
     import pymc as pm
 
     logging.getLogger("pymc").setLevel(logging.ERROR)
-    from kmbayes import families, fitting
+    from kmbayes import families, fitting, runspec
+    from kmbayes.diagnostics import Gate
 
-    spec = fitting.load_spec(ROOT / "configs" / "clocc.toml")
+    spec = runspec.load_spec(ROOT / "configs" / "clocc.toml")
     data, _ = _data()
     prior = next(iter(spec.priors.values()))
     for model in spec.models:
         s = dataclasses.replace(spec.settings(False, model), draws=20, tune=20)
         fitting.fit_one(model, data, prior, cuts=spec.cuts, baseline=spec.baseline, settings=s,
-                        gate=fitting.Gate(ess_min=0, rhat_max=100), retry=False, loo=False)
+                        gate=Gate(ess_min=0, rhat_max=100), retry=False, loo=False)
         with families.build(model, data, prior, cuts=spec.cuts, baseline=spec.baseline):
             pm.sample(draws=20, tune=20, chains=2, cores=2, progressbar=False,
                       compute_convergence_checks=False)
@@ -101,9 +102,10 @@ def main() -> None:
 
     # After the import: PyMC sets its logger's level when it is imported.
     logging.getLogger("pymc").setLevel(logging.ERROR)
-    from kmbayes import families, fitting
+    from kmbayes import families, fitting, runspec
+    from kmbayes.provenance import derive_seed
 
-    spec = fitting.load_spec(ROOT / "configs" / "clocc.toml")
+    spec = runspec.load_spec(ROOT / "configs" / "clocc.toml")
     data, label = _data()
     print(f"data: {label}, n = {data.n}, events = {int(data.event.sum())}", flush=True)
     gate = spec.gate
@@ -116,18 +118,20 @@ def main() -> None:
                 settings = dataclasses.replace(spec.settings(False, model), draws=draws_of(model))
                 fit = fitting.fit_one(
                     model, data, prior, cuts=spec.cuts, baseline=spec.baseline, settings=settings,
-                    gate=gate, seed=fitting.derive_seed(spec.seed, model, pname),
+                    gate=gate, seed=derive_seed(spec.seed, model, pname),
                 )
                 hr = float(np.median(np.exp(
-                    fit.idata.posterior[families.get(model).log_hr_var].values)))
+                    fit.idata["posterior"][families.get(model).log_hr_var].values)))
                 print(f"  {label} {model:<13} {pname:<13} {time.perf_counter() - t1:6.1f} s  "
                       f"HR {hr:.2f}  gate {'ok' if fit.gate_passed else 'FAILED'}  "
-                      f"({fit.diagnostics['attempt_log'][-1].get('compile')}, "
+                      f"({fit.diagnostics['attempt_log'][-1].get('rung')}, "
                       f"2 x {settings.draws} draws)", flush=True)
         return time.perf_counter() - t0
 
     # ---------------------------------------------------------- kmbayes' way
-    fitting.reset_compiled()  # cold in memory: loading the compiled families is timed
+    from kmbayes import sampling
+
+    sampling.reset()  # cold in memory: loading the compiled families is timed
     grid = run_grid("grid ", lambda m: 2000 if m == "piecewise_tv" else 1000)
     run_draws = run_grid("run  ", lambda m: spec.settings(False, m).draws)
 
@@ -139,10 +143,10 @@ def main() -> None:
             m = families.build(model, data, prior, cuts=spec.cuts, baseline=spec.baseline)
             with m:
                 idata = pm.sample(
-                    random_seed=fitting.derive_seed(spec.seed, model, pname), progressbar=False,
+                    random_seed=derive_seed(spec.seed, model, pname), progressbar=False,
                     chains=2, cores=2,
                 )
-            hr = float(np.median(np.exp(idata.posterior[families.get(model).log_hr_var].values)))
+            hr = float(np.median(np.exp(idata["posterior"][families.get(model).log_hr_var].values)))
             print(f"  naive {model:<13} {pname:<13} {time.perf_counter() - t1:6.1f} s  HR {hr:.2f}",
                   flush=True)
     naive = time.perf_counter() - t0

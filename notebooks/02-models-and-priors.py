@@ -22,7 +22,10 @@ import pandas as pd
 
 from kmbayes.data import load_for_trial
 from kmbayes.figures import plot_forest, plot_hr_triplot, plot_prob_benefit
-from kmbayes.fitting import derive_seed, fit_one, load_grid, load_spec
+from kmbayes.fitting import fit_one
+from kmbayes.grid import stored_or_fast_grid
+from kmbayes.provenance import derive_seed
+from kmbayes.runspec import load_spec
 from kmbayes.pipeline import DEFAULT_CONFIG, REPO_ROOT, fast_profile
 from kmbayes.priors import conjugate_posterior, normal_likelihood_from_ci
 from kmbayes.report import results_table
@@ -31,7 +34,8 @@ from kmbayes.trial import load_trial
 FAST = fast_profile()
 spec = load_spec(DEFAULT_CONFIG)
 trial = load_trial(spec.trial)
-grid = load_grid(REPO_ROOT, spec)
+grid = stored_or_fast_grid(spec, REPO_ROOT, REPO_ROOT / "data" / "processed" / "clocc_os_ipd.csv",
+                           fast=FAST)
 
 # %% [markdown]
 # ## The priors

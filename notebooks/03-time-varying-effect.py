@@ -12,14 +12,16 @@
 # %%
 from kmbayes.data import read_ipd
 from kmbayes.figures import plot_hr_over_time, plot_posterior_survival, plot_rmst_difference
-from kmbayes.fitting import load_grid, load_spec
-from kmbayes.pipeline import DEFAULT_CONFIG, REPO_ROOT
+from kmbayes.grid import stored_or_fast_grid
+from kmbayes.runspec import load_spec
+from kmbayes.pipeline import DEFAULT_CONFIG, REPO_ROOT, fast_profile
 from kmbayes.report import benefit_timing, interval_frame, interval_hr_table, results_table
 from kmbayes.trial import load_trial
 
 spec = load_spec(DEFAULT_CONFIG)
 trial = load_trial(spec.trial)
-grid = load_grid(REPO_ROOT, spec)
+grid = stored_or_fast_grid(spec, REPO_ROOT, REPO_ROOT / "data" / "processed" / "clocc_os_ipd.csv",
+                           fast=fast_profile())
 ipd = read_ipd(REPO_ROOT / "data" / "processed" / "clocc_os_ipd.csv", trial)
 
 # %% [markdown]

@@ -11,7 +11,8 @@
 import tempfile
 
 from kmbayes.figures import plot_diagnostics
-from kmbayes.fitting import fit_grid, load_grid, load_spec, subset_spec
+from kmbayes.grid import fit_grid, stored_or_fast_grid
+from kmbayes.runspec import load_spec, subset_spec
 from kmbayes.pipeline import DEFAULT_CONFIG, REPO_ROOT, fast_profile
 from kmbayes.report import diagnostics_table
 from kmbayes.trial import load_trial
@@ -19,7 +20,8 @@ from kmbayes.trial import load_trial
 FAST = fast_profile()
 spec = load_spec(DEFAULT_CONFIG)
 trial = load_trial(spec.trial)
-grid = load_grid(REPO_ROOT, spec)
+grid = stored_or_fast_grid(spec, REPO_ROOT, REPO_ROOT / "data" / "processed" / "clocc_os_ipd.csv",
+                           fast=FAST)
 
 # %% [markdown]
 # ## The diagnostic gate

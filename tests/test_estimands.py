@@ -23,8 +23,8 @@ class FakeFit:
 
 
 def _idata(**arrays):
-    return az.from_dict(posterior={k: np.asarray(v, float).reshape(1, -1, *np.shape(v)[1:])
-                                   for k, v in arrays.items()})
+    return az.from_dict({"posterior": {k: np.asarray(v, float).reshape(1, -1, *np.shape(v)[1:])
+                                       for k, v in arrays.items()}})
 
 
 @pytest.fixture(scope="module")

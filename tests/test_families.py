@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from kmbayes import families, fitting, priors
+from kmbayes import families, fitting, priors, runspec
 from kmbayes.data import SurvivalData, simulate_trial
+from kmbayes.diagnostics import Gate
 from kmbayes.families import BaselinePrior, interval_labels
 from kmbayes.families._common import piecewise_pointwise
+from kmbayes.sampling import numba_cached
 
 CUTS = families.DEFAULT_CUTS
 
@@ -112,23 +114,23 @@ def test_prior_swap_and_data_swap_do_not_recompile(sim):
     """One compiled object per family serves every prior and data set."""
     other = simulate_trial(np.random.default_rng(5), n=(40, 45))
     args = (CUTS, BaselinePrior())
-    c1 = fitting.compiled_model("piecewise_ph", sim, priors.reference(), *args)
-    n = len(fitting._COMPILED)
-    c2 = fitting.compiled_model("piecewise_ph", other, priors.sceptical(), *args)
-    assert c1 is c2 and len(fitting._COMPILED) == n
-    s = fitting.SamplerSettings(draws=200, tune=200)
-    gate = fitting.Gate(ess_min=0, rhat_max=10)
+    c1 = numba_cached.compiled("piecewise_ph", sim, priors.reference(), *args)
+    n = len(numba_cached._COMPILED)
+    c2 = numba_cached.compiled("piecewise_ph", other, priors.sceptical(), *args)
+    assert c1 is c2 and len(numba_cached._COMPILED) == n
+    s = runspec.SamplerSettings(draws=200, tune=200)
+    gate = Gate(ess_min=0, rhat_max=10)
     a = fitting.fit_one("piecewise_ph", sim, priors.reference(), settings=s, gate=gate, seed=1, loo=False)
     b = fitting.fit_one("piecewise_ph", sim, priors.PriorSpec("tight", 0.0, 0.01), settings=s,
                         gate=gate, seed=1, loo=False)
-    assert len(fitting._COMPILED) == n
+    assert len(numba_cached._COMPILED) == n
     # the swapped prior really is used: a N(0, 0.01) prior pins the log HR at 0
-    assert abs(float(b.idata.posterior.log_hr.mean())) < 0.03
-    assert abs(float(a.idata.posterior.log_hr.mean())) > 0.1
+    assert abs(float(b.idata["posterior"]["log_hr"].mean())) < 0.03
+    assert abs(float(a.idata["posterior"]["log_hr"].mean())) > 0.1
     # and the swapped data too: the log-likelihood has one column per patient
     c = fitting.fit_one("piecewise_ph", other, priors.reference(), settings=s, gate=gate, seed=1, loo=False)
-    assert c.idata.log_likelihood.obs.shape[-1] == other.n
-    assert len(fitting._COMPILED) == n
+    assert c.idata["log_likelihood"]["obs"].shape[-1] == other.n
+    assert len(numba_cached._COMPILED) == n
 
 
 @pytest.mark.parametrize("name", list(families.FAMILIES))

@@ -97,7 +97,7 @@ def grid(trial, ipd):
             post, dims = _posterior(model, mu, w**-0.5, rng)
             flat = {k: v.reshape(CHAINS * DRAWS, *v.shape[2:]) for k, v in post.items()}
             ll = families.get(model).pointwise_loglik(flat, data, ctx).reshape(CHAINS, DRAWS, -1)
-            idata = arviz.from_dict(posterior=post, log_likelihood={"obs": ll},
+            idata = arviz.from_dict({"posterior": post, "log_likelihood": {"obs": ll}},
                                     coords={"interval": labels}, dims=dims)
             fits[(model, pid)] = SimpleNamespace(
                 model=model, prior=spec, idata=idata, data=data, ctx=ctx, gate_passed=True, diagnostics={}

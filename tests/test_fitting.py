@@ -11,9 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kmbayes import fitting, priors
+from kmbayes import fitstore, fitting, priors, runspec
 from kmbayes.data import load_ipd, simulate_trial
+from kmbayes.diagnostics import Gate
 from kmbayes.errors import FitFailedError, InputError
+from kmbayes.grid import fit_grid, load_grid
+from kmbayes.provenance import derive_seed
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "clocc.toml"
@@ -23,7 +26,7 @@ CONFIG = ROOT / "configs" / "clocc.toml"
 
 
 def test_load_spec_clocc():
-    spec = fitting.load_spec(CONFIG)
+    spec = runspec.load_spec(CONFIG)
     assert spec.models == ("weibull_ph", "piecewise_ph", "piecewise_tv")
     assert list(spec.priors) == ["reference", "sceptical", "enthusiastic", "pessimistic"]
     assert spec.priors["sceptical"].sigma == pytest.approx(0.2168, abs=1e-4)
@@ -38,7 +41,7 @@ def test_load_spec_clocc():
 
 @pytest.mark.parametrize("name", ["sceptical_only", "weibull_only", "cuts_yearly"])
 def test_sensitivity_configs_load(name):
-    fitting.load_spec(ROOT / "configs" / f"{name}.toml")
+    runspec.load_spec(ROOT / "configs" / f"{name}.toml")
 
 
 def _spec_with(tmp_path, mutate) -> Path:
@@ -81,7 +84,7 @@ def _spec_with(tmp_path, mutate) -> Path:
 )
 def test_bad_spec_names_field(tmp_path, mutate, field):
     with pytest.raises(InputError) as ex:
-        fitting.load_spec(_spec_with(tmp_path, mutate))
+        runspec.load_spec(_spec_with(tmp_path, mutate))
     assert ex.value.field == field
 
 
@@ -89,18 +92,18 @@ def test_bad_toml_and_missing(tmp_path):
     p = tmp_path / "x.toml"
     p.write_text("[run\n")
     with pytest.raises(InputError) as ex:
-        fitting.load_spec(p)
+        runspec.load_spec(p)
     assert ex.value.field == "file"
     with pytest.raises(InputError):
-        fitting.load_spec(tmp_path / "missing.toml")
+        runspec.load_spec(tmp_path / "missing.toml")
 
 
 def test_subset_spec():
-    spec = fitting.load_spec(CONFIG)
-    sub = fitting.subset_spec(spec, models=["weibull_ph"], priors=["sceptical"])
+    spec = runspec.load_spec(CONFIG)
+    sub = runspec.subset_spec(spec, models=["weibull_ph"], priors=["sceptical"])
     assert sub.models == ("weibull_ph",) and list(sub.priors) == ["sceptical"]
     with pytest.raises(InputError) as ex:
-        fitting.subset_spec(spec, priors=["nope"])
+        runspec.subset_spec(spec, priors=["nope"])
     assert ex.value.field == "--priors"
 
 
@@ -161,9 +164,9 @@ def grid_setup(tmp_path_factory):
     ipd, reps = tmp / "ipd.csv", tmp / "reps.csv"
     _write_sim(ipd)
     _write_sim(reps, reps=2, seed=8)
-    spec = fitting.subset_spec(fitting.load_spec(CONFIG), priors=["reference", "sceptical"])
+    spec = runspec.subset_spec(runspec.load_spec(CONFIG), priors=["reference", "sceptical"])
     calls = []
-    grid = fitting.fit_grid(spec, ipd, tmp / "out", fast=True, pool_replicates=reps,
+    grid = fit_grid(spec, ipd, tmp / "out", fast=True, pool_replicates=reps,
                             progress=lambda *a, **k: calls.append(a))
     return spec, ipd, reps, tmp / "out", grid, calls
 
@@ -179,8 +182,8 @@ def test_fit_grid_outputs(grid_setup):
                     "diagnostics", "gate_passed", "cache_key"):
             assert key in man, key
         assert man["gate_passed"] is fit.gate_passed
-        assert "log_likelihood" in fit.idata.groups()
-        assert fit.idata.log_likelihood.obs.shape[-1] == fit.data.n
+        assert "log_likelihood" in fit.idata.children
+        assert fit.idata["log_likelihood"]["obs"].shape[-1] == fit.data.n
         assert (fit.prior.mu, fit.prior.sigma) == (spec.priors[p].mu, spec.priors[p].sigma)
     res = pd.read_csv(out / "reports" / "results.csv")
     assert list(res.columns) == ["model", "prior", "quantity", "estimate", "lower", "upper", "mcse", "flag"]
@@ -207,10 +210,10 @@ def test_fit_grid_outputs(grid_setup):
 
 def test_fit_grid_cache_and_reload(grid_setup):
     spec, ipd, reps, out, grid, _ = grid_setup
-    again = fitting.fit_grid(spec, ipd, out, fast=True, pool_replicates=reps)
+    again = fit_grid(spec, ipd, out, fast=True, pool_replicates=reps)
     assert all(f.cached for f in again.fits.values())
     pd.testing.assert_frame_equal(again.results, grid.results)
-    loaded = fitting.load_grid(out, spec)
+    loaded = load_grid(out, spec)
     assert set(loaded.fits) == set(grid.fits) and set(loaded.pooled) == set(grid.pooled)
     f0 = loaded.fits[("weibull_ph", "sceptical")]
     assert f0.gate_passed == grid.fits[("weibull_ph", "sceptical")].gate_passed
@@ -218,25 +221,26 @@ def test_fit_grid_cache_and_reload(grid_setup):
 
     np.testing.assert_allclose(estimands.hr_draws(f0), estimands.hr_draws(grid.fits[("weibull_ph", "sceptical")]))
     # a config change (prior) invalidates only the affected fits
-    spec2 = fitting.subset_spec(spec, models=["weibull_ph"], priors=["sceptical"])
+    spec2 = runspec.subset_spec(spec, models=["weibull_ph"], priors=["sceptical"])
     spec2.priors["sceptical"] = priors.PriorSpec("sceptical", 0.0, 0.3)
-    third = fitting.fit_grid(spec2, ipd, out / "other", fast=True, pool_replicates=False)
+    third = fit_grid(spec2, ipd, out / "other", fast=True, pool_replicates=False)
     assert not third.fits[("weibull_ph", "sceptical")].cached
 
 
 def test_reproducible_with_seed(tmp_path):
     d = simulate_trial(np.random.default_rng(1))
-    s = fitting.SamplerSettings(draws=150, tune=150)
-    g = fitting.Gate(ess_min=0, rhat_max=10)
+    s = runspec.SamplerSettings(draws=150, tune=150)
+    g = Gate(ess_min=0, rhat_max=10)
     a = fitting.fit_one("weibull_ph", d, priors.sceptical(), settings=s, gate=g, seed=42, loo=False)
     b = fitting.fit_one("weibull_ph", d, priors.sceptical(), settings=s, gate=g, seed=42, loo=False)
-    np.testing.assert_array_equal(a.idata.posterior.log_hr.values, b.idata.posterior.log_hr.values)
+    np.testing.assert_array_equal(a.idata["posterior"]["log_hr"].values,
+                                  b.idata["posterior"]["log_hr"].values)
     # ... and the same bytes on disk (no creation stamps in the file), so a
     # refit of unchanged fits leaves models/ unchanged.
-    fitting._write_fit(a, tmp_path / "a", {})
-    fitting._write_fit(b, tmp_path / "b", {})
+    fitstore.write_fit(a, tmp_path / "a", {"cache_key": "k"})
+    fitstore.write_fit(b, tmp_path / "b", {"cache_key": "k"})
     assert (tmp_path / "a" / "posterior.nc").read_bytes() == (tmp_path / "b" / "posterior.nc").read_bytes()
-    assert fitting.derive_seed(1, "a", "b") == fitting.derive_seed(1, "a", "b") != fitting.derive_seed(1, "a", "c")
+    assert derive_seed(1, "a", "b") == derive_seed(1, "a", "b") != derive_seed(1, "a", "c")
 
 
 def test_failed_gate_is_flagged_everywhere(tmp_path):
@@ -251,10 +255,10 @@ def test_failed_gate_is_flagged_everywhere(tmp_path):
         doc["priors"]["ids"] = ["reference"]
         doc["run"]["trial"] = str(ROOT / "data" / "raw" / "clocc_os.toml")
 
-    spec = fitting.load_spec(_spec_with(tmp_path, mutate))
+    spec = runspec.load_spec(_spec_with(tmp_path, mutate))
     out = tmp_path / "out"
     with pytest.raises(FitFailedError):
-        fitting.fit_grid(spec, ipd, out, fast=True, pool_replicates=False, strict=True)
+        fit_grid(spec, ipd, out, fast=True, pool_replicates=False, strict=True)
     # outputs were written before raising, and every one of them carries the flag
     man = json.loads((out / "models" / "piecewise_ph__reference" / "manifest.json").read_text())
     assert man["gate_passed"] is False and man["diagnostics"]["failures"]
@@ -262,5 +266,5 @@ def test_failed_gate_is_flagged_everywhere(tmp_path):
     assert not diag.gate_passed.astype(bool).any()
     res = pd.read_csv(out / "reports" / "results.csv")
     assert res.flag.str.startswith("GATE FAILED").all()
-    grid = fitting.fit_grid(spec, ipd, out, fast=True, pool_replicates=False)  # non-strict: returns
+    grid = fit_grid(spec, ipd, out, fast=True, pool_replicates=False)  # non-strict: returns
     assert grid.failed == [("piecewise_ph", "reference")] and not grid.gate_passed

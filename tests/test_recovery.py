@@ -14,15 +14,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kmbayes import estimands, fitting, priors
+from kmbayes import estimands, fitting, priors, runspec
 from kmbayes.data import simulate_trial
 from kmbayes.diagnostics import Gate
 from kmbayes.families import BaselinePrior
+from kmbayes.provenance import derive_seed
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-SETTINGS = fitting.SamplerSettings(draws=1000, tune=500)
+SETTINGS = runspec.SamplerSettings(draws=1000, tune=500)
 GATE = Gate()
 
 
@@ -40,7 +41,7 @@ def test_weibull_recovery():
         fit = fitting.fit_one("weibull_ph", d, priors.reference(), settings=SETTINGS, gate=GATE,
                               seed=seed, baseline=BaselinePrior(time_ref=t_ref))
         assert fit.gate_passed, fit.diagnostics["failures"]
-        post = fit.idata.posterior
+        post = fit.idata["posterior"]
         for draws, truth in [
             (post.log_hr.values.ravel(), math.log(hr)),
             (post.log_shape.values.ravel(), math.log(shape)),
@@ -64,7 +65,7 @@ def test_piecewise_ph_recovery():
         ph = fitting.fit_one("piecewise_ph", d, priors.reference(), cuts=CUTS, settings=SETTINGS,
                              gate=GATE, seed=seed)
         assert ph.gate_passed, ph.diagnostics["failures"]
-        post = ph.idata.posterior
+        post = ph.idata["posterior"]
         ll = post.log_lambda.values.reshape(-1, len(RATES))
         for draws, truth in [(post.log_hr.values.ravel(), math.log(0.6))] + [
             (ll[:, j], math.log(RATES[j])) for j in range(5)  # the open tail has a handful of deaths
@@ -94,7 +95,7 @@ def test_piecewise_tv_recovery():
         tv = fitting.fit_one("piecewise_tv", d, priors.reference(), cuts=CUTS, settings=SETTINGS,
                              gate=GATE, seed=seed)
         assert tv.gate_passed, tv.diagnostics["failures"]
-        lh = tv.idata.posterior.log_hr_interval.values.reshape(-1, len(hrs))
+        lh = tv.idata["posterior"]["log_hr_interval"].values.reshape(-1, len(hrs))
         for j in range(len(hrs) - 1):
             checks += 1
             misses += not _covers(lh[:, j], math.log(hrs[j]))
@@ -118,12 +119,12 @@ def test_clocc_ph_models_match_conjugate(model):
     from kmbayes.data import load_for_trial
     from kmbayes.trial import load_trial
 
-    spec = fitting.load_spec(ROOT / "configs" / "clocc.toml")
+    spec = runspec.load_spec(ROOT / "configs" / "clocc.toml")
     data = load_for_trial(CLOCC_IPD, load_trial(spec.trial))[0]
     for pname, expected in CONJUGATE.items():
         fit = fitting.fit_one(model, data, spec.priors[pname], cuts=spec.cuts, baseline=spec.baseline,
                               settings=spec.sampler, gate=spec.gate,
-                              seed=fitting.derive_seed(spec.seed, model, pname))
+                              seed=derive_seed(spec.seed, model, pname))
         assert fit.gate_passed, (pname, fit.diagnostics["failures"])
         med = float(np.median(estimands.hr_draws(fit)))
         assert abs(med - expected) <= 0.05, (pname, med, expected)

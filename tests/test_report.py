@@ -15,7 +15,7 @@ def _fit(chains, draws, target_accept, tune=300, gate=None):
     manifest = {"attempts": [{"target_accept": 0.9, "tune": tune},
                              {"target_accept": target_accept, "tune": tune}],
                 "gate": gate or {"rhat_max": 1.01, "ess_min": 400.0, "divergences_max": 0}}
-    return SimpleNamespace(idata=SimpleNamespace(posterior=post), manifest=manifest)
+    return SimpleNamespace(idata={"posterior": post}, manifest=manifest)
 
 
 def test_sampling_items_report_draws_retries_mcse_and_gate():
@@ -34,8 +34,8 @@ def test_sampling_items_report_draws_retries_mcse_and_gate():
 
 
 def test_sampling_items_without_mcse_or_manifest():
-    fit = SimpleNamespace(idata=SimpleNamespace(posterior=SimpleNamespace(
-        sizes={"chain": 4, "draw": 1000})), manifest=None)
+    fit = SimpleNamespace(idata={"posterior": SimpleNamespace(
+        sizes={"chain": 4, "draw": 1000})}, manifest=None)
     five, six = sampling_items({("piecewise_ph", "reference"): fit},
                                pd.DataFrame({"quantity": ["hr"]}))
     assert "4 × 1000 draws" in five and "Monte Carlo" not in five

@@ -4,7 +4,8 @@ Per fit: rank-normalised split R-hat, bulk and tail effective sample sizes
 (Vehtari et al. 2021), the number of divergent transitions, the energy
 Bayesian fraction of missing information (E-BFMI; Betancourt 2016) and PSIS-LOO
 with its Pareto k diagnostics (Vehtari, Gelman & Gabry 2017). Across models,
-``az.compare`` ranks them by expected log predictive density.
+``az.compare`` ranks them by expected log predictive density. Fits are
+ArviZ 1.x ``xarray.DataTree`` objects.
 
 The gate: R-hat <= 1.01, bulk and tail ESS >= 400, no divergences (Vehtari
 et al. 2021 recommend R-hat < 1.01 and ESS > 400 for 4 chains; with 2 chains
@@ -63,7 +64,7 @@ class Gate:
 def _sampled_vars(idata) -> list[str]:
     # Deterministics are functions of the sampled variables; checking them too
     # is harmless and catches e.g. a badly mixing exp(log_hr) tail.
-    return list(idata.posterior.data_vars)
+    return list(idata["posterior"].data_vars)
 
 
 def compute(idata, *, loo: bool = True) -> dict:
@@ -78,7 +79,7 @@ def compute(idata, *, loo: bool = True) -> dict:
 
     # Every scalar of every variable as one (chain, draw, k) array: ArviZ then
     # makes one vectorised call per diagnostic instead of one per variable.
-    post = idata.posterior
+    post = idata["posterior"]
     owner, cols = [], []
     for name in _sampled_vars(idata):
         v = np.asarray(post[name].values, dtype=float)
@@ -104,11 +105,13 @@ def compute(idata, *, loo: bool = True) -> dict:
     r = _ext(per_k["rhat"], max)
     eb = _ext(per_k["ess_bulk"], min)
     et = _ext(per_k["ess_tail"], min)
-    ss = idata.sample_stats
-    div = int(np.asarray(ss["diverging"].values).sum()) if "diverging" in ss else 0
+    ss = idata["sample_stats"]
+    div = int(np.asarray(ss["diverging"].values).sum()) if "diverging" in ss.data_vars else 0
     try:
-        bfmi = float(np.min(az.bfmi(idata)))
-    except Exception:  # no energy in sample_stats
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            bfmi = float(np.min(az.bfmi(idata)["energy"].values))
+    except Exception:  # no energy in sample_stats (e.g. a pooled fit)
         bfmi = math.nan
     out = {
         "rhat_max": max(r.values()) if r else math.nan,
@@ -117,8 +120,8 @@ def compute(idata, *, loo: bool = True) -> dict:
         "ess_tail_min": min(et.values()) if et else math.nan,
         "divergences": div,
         "bfmi_min": bfmi,
-        "chains": int(idata.posterior.sizes["chain"]),
-        "draws": int(idata.posterior.sizes["draw"]),
+        "chains": int(post.sizes["chain"]),
+        "draws": int(post.sizes["draw"]),
     }
     out.update(loo_summary(idata) if loo else {})
     return out
@@ -128,17 +131,17 @@ def loo_summary(idata) -> dict:
     """PSIS-LOO: elpd, its SE, p_loo, max Pareto k and how many k > 0.7."""
     import arviz as az
 
-    if "log_likelihood" not in idata.groups():
+    if "log_likelihood" not in idata.children:
         return {"elpd_loo": math.nan, "se_elpd_loo": math.nan, "p_loo": math.nan,
                 "pareto_k_max": math.nan, "n_pareto_k_gt_0.7": 0}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = az.loo(idata, pointwise=True)
-    k = np.asarray(res.pareto_k)
+    k = np.asarray(getattr(res.pareto_k, "values", res.pareto_k), float)
     return {
-        "elpd_loo": float(res.elpd_loo),
+        "elpd_loo": float(res.elpd),
         "se_elpd_loo": float(res.se),
-        "p_loo": float(res.p_loo),
+        "p_loo": float(res.p),
         "pareto_k_max": float(np.max(k)),
         "n_pareto_k_gt_0.7": int(np.sum(k > 0.7)),
     }
@@ -177,13 +180,15 @@ def passes(diag: dict, gate: Gate = Gate()) -> bool:
 
 
 def compare(idatas: dict[str, object]):
-    """``az.compare`` (LOO, stacking weights) of fits of the same data.
+    """``az.compare`` (PSIS-LOO, stacking weights) of fits of the same data.
 
-    ``idatas`` maps model id -> InferenceData with a ``log_likelihood`` group.
-    Returns the ArviZ comparison DataFrame (index = model).
+    ``idatas`` maps model id -> DataTree with a ``log_likelihood`` group.
+    Returns the ArviZ comparison DataFrame (index = model), unrounded, with
+    ``elpd_diff`` = elpd(model) - elpd(best) (<= 0, ArviZ 1.x's sign) and
+    ``dse`` its standard error.
     """
     import arviz as az
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return az.compare(idatas, ic="loo")
+        return az.compare(idatas, method="stacking", round_to="none")

@@ -43,10 +43,10 @@ def posterior_arrays(fit) -> dict[str, np.ndarray]:
     cache = getattr(fit, "_post_cache", None)
     if cache is not None:
         return cache
-    post = fit.idata.posterior
+    post = fit.idata["posterior"]
     out = {}
     for name, da in post.data_vars.items():
-        v = np.asarray(da.values)
+        v = np.asarray(da.values, dtype=float)
         out[name] = v.reshape(v.shape[0] * v.shape[1], *v.shape[2:])
     try:
         object.__setattr__(fit, "_post_cache", out)
@@ -166,7 +166,7 @@ def headline_mcse(fit) -> dict[str, float]:
     def mcse(x, method):  # ArviZ returns a 1-element array for a (chain, draw) array
         return float(np.ravel(az.mcse(x, method=method))[0])
 
-    lh = np.asarray(fit.idata.posterior[_family(fit).log_hr_var].values, float)  # (chain, draw)
+    lh = np.asarray(fit.idata["posterior"][_family(fit).log_hr_var].values, float)  # (chain, draw)
     out = {"hr": mcse(np.exp(lh), "median")}
     for thr in HR_THRESHOLDS:
         below = (lh < math.log(thr)).astype(float)

@@ -258,8 +258,8 @@ def _hr_draws(obj: Any) -> np.ndarray:
         from . import estimands
 
         return np.asarray(estimands.hr_draws(obj), float).ravel()
-    if hasattr(obj, "posterior"):
-        post = obj.posterior
+    if "posterior" in getattr(obj, "children", {}):
+        post = obj["posterior"]
         for name in ("log_hr", "log_hr_mean"):
             if name in post and post[name].ndim == 2:
                 return np.exp(post[name].values.ravel())
@@ -1148,7 +1148,7 @@ def _key_params(idata: Any, max_params: int = 3) -> list[tuple[str, dict | None]
 
     Returns ``(name, coords)`` pairs; ``coords`` selects one element or is None.
     """
-    post = idata.posterior
+    post = idata["posterior"]
     out: list[tuple[str, dict | None]] = []
     # Names ending "__" are samplers' unconstrained copies (tau_log__ of tau).
     names = [v for v in post.data_vars
@@ -1211,8 +1211,6 @@ def plot_diagnostics(
     matplotlib.figure.Figure
         Rank-plot axes (model x parameter) plus one LOO axes.
     """
-    import arviz as az
-
     models = style.order_models(fits)
     idatas = {m: _idata(fits[m]) for m in models}
     params = {m: _key_params(idatas[m], max_params) for m in models}
@@ -1236,7 +1234,7 @@ def plot_diagnostics(
     else:
         sf_rank, sf_loo = fig, None
     rows = sf_rank.subfigures(len(models), 1) if len(models) > 1 else [sf_rank]
-    n_chains = max(int(idatas[m].posterior.sizes["chain"]) for m in models)
+    n_chains = max(int(idatas[m]["posterior"].sizes["chain"]) for m in models)
     for r, (sf, m) in enumerate(zip(rows, models)):
         sf.suptitle(style.model_label(m), x=0.0, ha="left", fontsize=7.5, fontweight="bold")
         axes = sf.subplots(1, ncol, squeeze=False)[0]
@@ -1247,9 +1245,7 @@ def plot_diagnostics(
             var, coords = params[m][j]
             # One neutral colour: chains are exchangeable and arm/prior colours
             # must keep their meaning.
-            az.plot_rank(idatas[m], var_names=[var], coords=coords, ax=ax, kind="bars",
-                         colors=[style.NEUTRAL] * n_chains,
-                         ref_line_kwargs={"color": "black", "lw": 0.6, "ls": (0, (3, 2))})
+            _rank_bars(ax, idatas[m], var, coords, n_chains)
             ax.set_title(_param_title(var, coords), fontsize=7, fontweight="normal", loc="left",
                          family="monospace")
             ax.set_xlabel("Rank (all chains)" if r == len(models) - 1 else "")
@@ -1262,13 +1258,39 @@ def plot_diagnostics(
     return fig
 
 
-def _compute_loo(idatas: Mapping[str, Any]) -> Any:
-    import arviz as az
+def _rank_bars(ax: Any, idata: Any, var: str, coords: dict | None, n_chains: int) -> None:
+    """Rank plot as bars (Vehtari et al. 2021): one histogram of ranks per chain.
 
-    have = {m: d for m, d in idatas.items() if hasattr(d, "log_likelihood")}
+    The ranks are of all chains' draws pooled; if the chains mix, every
+    chain's histogram is flat at the dashed line.
+    """
+    from scipy.stats import rankdata
+
+    da = idata["posterior"][var]
+    if coords:
+        da = da.sel(coords)
+    x = np.asarray(da.values, float)
+    nc, nd = x.shape[:2]
+    ranks = rankdata(x.reshape(-1)).reshape(nc, nd)
+    bins = np.linspace(0.5, nc * nd + 0.5, 21)
+    expected = nd / (len(bins) - 1)
+    for c in range(nc):
+        h, _ = np.histogram(ranks[c], bins)
+        # Chains are exchangeable: one neutral colour keeps arm/prior colours meaningful.
+        ax.bar(bins[:-1], h / expected * 0.4, width=np.diff(bins), bottom=c, align="edge",
+               color=style.NEUTRAL, edgecolor="white", lw=0.3)
+        ax.axhline(c + 0.4, color="black", lw=0.6, ls=(0, (3, 2)))
+    ax.set_yticks(np.arange(nc) + 0.2, [str(c) for c in range(nc)])
+    ax.set_ylim(-0.1, nc)
+
+
+def _compute_loo(idatas: Mapping[str, Any]) -> Any:
+    from .diagnostics import compare
+
+    have = {m: d for m, d in idatas.items() if "log_likelihood" in getattr(d, "children", {})}
     if len(have) < 2:
         return None
-    return az.compare(have, ic="loo")
+    return compare(have)
 
 
 def _loo_table(loo: Any) -> Any:
@@ -1278,17 +1300,17 @@ def _loo_table(loo: Any) -> Any:
     df = pd.DataFrame(loo).copy()
     if "model" in df.columns:
         df = df.set_index("model")
+    elpd = "elpd" if "elpd" in df.columns else "elpd_loo"
     if "elpd_diff" not in df.columns:
-        best = df["elpd_loo"].max()
-        df["elpd_diff"] = best - df["elpd_loo"]
+        df["elpd_diff"] = df[elpd] - df[elpd].max()
     if "dse" not in df.columns:
         df["dse"] = np.nan
-    return df.sort_values("elpd_diff")
+    return df.sort_values("elpd_diff", ascending=False)
 
 
 def _draw_loo(ax: Any, loo: Any) -> None:
     y = np.arange(len(loo))[::-1]
-    diff = -loo["elpd_diff"].to_numpy(float)  # arviz reports best - model (>= 0)
+    diff = loo["elpd_diff"].to_numpy(float)  # ArviZ 1.x: model - best (<= 0)
     dse = loo["dse"].to_numpy(float)
     for yi, dv, se in zip(y, diff, dse):
         if np.isfinite(se) and se > 0:

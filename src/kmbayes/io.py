@@ -44,8 +44,8 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def write_many_atomic(files: dict[Path, str]) -> None:
-    """Write several text files so that either all appear or none do.
+def write_many_atomic(files: dict[Path, str | bytes]) -> None:
+    """Write several files (text or bytes) so that either all appear or none do.
 
     Each is written to a temporary sibling first; only when every one has been
     written are they renamed into place.
@@ -56,8 +56,12 @@ def write_many_atomic(files: dict[Path, str]) -> None:
             path = Path(path)
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-                fh.write(text)
+            if isinstance(text, bytes):
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(text)
+            else:
+                with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+                    fh.write(text)
             tmps[path] = Path(tmp)
         mode = _umask_mode()
         for path, tmp in tmps.items():

@@ -127,7 +127,7 @@ def _progress(done: int, total: int, label: str, secs: float, ok: bool | None, c
 
 def fit_step(spec, ipd: Path, replicates: Path | None, layout: Layout, *, fast: bool, force: bool, pool: bool | None):
     """Fit the model x prior grid; returns the grid result (fits, results, diagnostics)."""
-    from .fitting import fit_grid
+    from .grid import fit_grid
 
     use_pool = spec.pool_replicates if pool is None else pool
     return fit_grid(
@@ -138,6 +138,7 @@ def fit_step(spec, ipd: Path, replicates: Path | None, layout: Layout, *, fast: 
         force=force,
         pool_replicates=replicates if (use_pool and replicates is not None) else False,
         progress=_progress,
+        say=lambda msg: _say(f"  {msg}"),
     )
 
 
@@ -208,7 +209,7 @@ def _pooled_text(pooled) -> str:
 
 def reproducibility(spec, seed: int) -> dict:
     """Versions, seed and commit for the report's reproducibility block."""
-    from .fitting import environment_info
+    from .provenance import environment_info
 
     info = dict(environment_info())
     info["seed"] = seed
@@ -257,7 +258,7 @@ def update_readme_results(results_csv: Path, readme: Path = REPO_ROOT / "README.
 
 
 def _load_spec(args):
-    from .fitting import load_spec
+    from .runspec import load_spec
 
     spec = load_spec(resolve_config(getattr(args, "config", None)))
     return spec
@@ -284,24 +285,35 @@ def run_command(args) -> int:
     layout = layout_for(args.output, spec, trial_path)  # before adapting: it compares with the spec's trial
     is_spec_trial = trial_path == Path(spec.trial).resolve()
     if not is_spec_trial:
-        from .fitting import adapt_spec_to_trial
+        from .runspec import adapt_spec_to_trial
 
         spec = adapt_spec_to_trial(spec, trial)
     seed = args.seed if args.seed is not None else spec.seed
     _say(f"kmbayes run: {trial.name} ({trial.endpoint}); outputs under {layout.root}")
 
+    phases: dict[str, float] = {}
+
+    def timed(name, fn):
+        t = time.perf_counter()
+        out = fn()
+        phases[name] = time.perf_counter() - t
+        _say(f"  phase {name}: {phases[name]:.1f} s")
+        return out
+
     _say(f"[1/4] reconstruct: {trial_path.name} -> {layout.processed}")
-    ipd, reps, check_csv = reconstruct_step(trial_path, layout, seed=seed, replicates=spec.replicates)
+    ipd, reps, check_csv = timed("reconstruct", lambda: reconstruct_step(
+        trial_path, layout, seed=seed, replicates=spec.replicates))
 
     _say(f"[2/4] fit: {len(spec.models)} models x {len(spec.priors)} priors")
-    grid = fit_step(spec, ipd, reps, layout, fast=args.fast, force=args.force, pool=None)
+    grid = timed("fit", lambda: fit_step(spec, ipd, reps, layout, fast=args.fast, force=args.force,
+                                         pool=None))
 
     _say(f"[3/4] figures -> {layout.figures}")
-    figs = figures_step(grid, ipd, trial, layout)
+    figs = timed("figures", lambda: figures_step(grid, ipd, trial, layout))
     _say(f"  wrote {len(figs)} files")
 
     _say(f"[4/4] report -> {layout.reports / 'reanalysis.md'}")
-    report, summary = report_step(grid, spec, trial, check_csv, layout, seed=seed)
+    report, summary = timed("report", lambda: report_step(grid, spec, trial, check_csv, layout, seed=seed))
     if layout.root == REPO_ROOT.resolve() and is_spec_trial:
         update_readme_results(layout.reports / "results.csv")
 
@@ -322,7 +334,7 @@ def fit_command(args) -> int:
     """``kmbayes fit --config SPEC``: fit the spec's grid (or a subset) to the IPD."""
     spec = _load_spec(args)
     if args.models or args.priors:
-        from .fitting import subset_spec
+        from .runspec import subset_spec
 
         spec = subset_spec(
             spec,
@@ -348,7 +360,7 @@ def fit_command(args) -> int:
 
 def report_command(args) -> int:
     """``kmbayes report``: figures and report from existing fits."""
-    from .fitting import load_grid
+    from .grid import load_grid
     from .reconstruct import check_path
     from .trial import load_trial
 
@@ -359,11 +371,16 @@ def report_command(args) -> int:
     ipd = layout.existing(f"{trial_path.stem}_ipd.csv")
     if not (layout.reports / "results.csv").exists():
         raise InputError("--output", f"no fits under {layout.root} (run `kmbayes fit` first)")
-    grid = load_grid(layout.root, spec)
+    from .data import file_digest
+
+    grid = load_grid(layout.root, spec, data_hash=file_digest(ipd) if ipd.exists() else None)
     figs = figures_step(grid, ipd, trial, layout)
     reps_check = check_path(layout.existing(f"{trial_path.stem}_ipd_replicates.csv"))
     report, summary = report_step(grid, spec, trial, reps_check if reps_check.exists() else check_path(ipd), layout,
                                   seed=spec.seed)
     _say(f"wrote {len(figs)} figure files and {report}")
     _say(summary)
+    if grid.failed:
+        raise FitFailedError(", ".join(f"{m}/{p}" for m, p in grid.failed) + " failed the diagnostic gate"
+                             " (flagged in the report)")
     return 0

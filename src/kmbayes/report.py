@@ -245,7 +245,7 @@ def sampling_items(fits: dict, results: pd.DataFrame) -> list[str]:
     by_model: dict[str, set] = {}
     tune, gate = set(), None
     for (model, _), fit in fits.items():
-        post = fit.idata.posterior
+        post = fit.idata["posterior"]
         man = getattr(fit, "manifest", None) or {}
         attempt = (man.get("attempts") or [{}])[-1]
         by_model.setdefault(model, set()).add(

@@ -20,18 +20,39 @@ The callbacks run without the GIL on nutpie's Rust threads, which is why
 this backend runs two chains in parallel in one process, where the C
 backend's Python callbacks cannot.
 
-Relies on nutpie's ``CompiledPyMCModel`` and its cfunc signatures (checked
-against nutpie 0.16); :func:`kmbayes.fitting.compiled_model` falls back to
-the C backend if anything here fails.
+The PyTensor functions themselves (graph rewriting and linking, ~1 s per
+family) are pickled into PyTensor's compile directory. A pickle can run code
+when loaded, so a file is loaded only if its SHA-256 matches the one recorded
+when kmbayes wrote it, in an index kept apart from the compile directory
+(``$XDG_CACHE_HOME/kmbayes/compiled-index.json``, or ``~/.cache/...``; set
+``KMBAYES_COMPILE_CACHE=0`` to turn this cache off). A planted or altered
+file is ignored and recompiled.
+
+Relies on nutpie's ``CompiledPyMCModel``, its private ``_make_functions``
+and cfunc signatures (checked against nutpie 0.16.11) and PyTensor's numba
+cache; :func:`kmbayes.sampling.sample` falls back to nutpie's public API if
+anything here fails.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
+import json
+import os
+import platform
+import threading
+import time
+import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .. import families
+from ..io import atomic_path, write_text_atomic
+from . import model_values
 
 #: bump when the generated source or the user-data layout changes meaning
 LAYOUT_VERSION = 2
@@ -165,6 +186,45 @@ def _cfunc(src: str, name: str, inner, sig):
     return numba.cfunc(sig, cache=key is not None)(fn)
 
 
+def initial_point_fn(pm_model):
+    """PyMC's jittered initial point of the unconstrained parameters (as nutpie uses it)."""
+    from pymc.initial_point import make_initial_point_fn
+
+    return _Locked(make_initial_point_fn(
+        model=pm_model, return_transformed=True, jitter_rvs=set(pm_model.free_RVs),
+        default_strategy="support_point",
+    ))
+
+
+class _Locked:
+    """``fn`` behind a lock (PyTensor functions are not re-entrant); picklable."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self._lock = threading.Lock()
+
+    def __call__(self, *args, **kwargs):
+        with self._lock:
+            return self.fn(*args, **kwargs)
+
+    def __getstate__(self):
+        return {"fn": self.fn}
+
+    def __setstate__(self, state):
+        self.fn = state["fn"]
+        self._lock = threading.Lock()
+
+
+def flat_initial_point(functions: dict):
+    """``seed -> flat unconstrained vector`` from the PyMC initial-point function."""
+    from nutpie.compile_pymc import _rv_dict_to_flat_array_wrapper
+
+    names, slices, shapes = functions["shape_info"]
+    free = [i for i, sl in enumerate(slices) if sl.stop <= functions["n_dim"]]
+    return _rv_dict_to_flat_array_wrapper(
+        functions["initial_point"], names=[names[i] for i in free], shapes=[shapes[i] for i in free])
+
+
 def make_functions(pm_model, ipfn) -> dict:
     """PyTensor's numba-mode logp/gradient and expand functions for nutpie (picklable).
 
@@ -172,10 +232,11 @@ def make_functions(pm_model, ipfn) -> dict:
     """
     from nutpie.compile_pymc import _make_functions, _prepare_dims_and_coords
 
-    n_dim, n_expanded, logp_pt, expand_pt, _, shape_info = _make_functions(
+    out = _make_functions(
         pm_model, mode="NUMBA", compute_grad=True, join_expanded=True, pymc_initial_point_fn=ipfn,
     )
-    dims, coords = _prepare_dims_and_coords(pm_model, shape_info)
+    n_dim, n_expanded, logp_pt, expand_pt, _, shape_info, reparam = out
+    dims, coords = _prepare_dims_and_coords(pm_model, shape_info, reparam)
     for v in [*logp_pt.get_shared(), *expand_pt.get_shared()]:
         dt = getattr(v.type, "dtype", None)
         if dt != "float64":
@@ -227,7 +288,149 @@ def build(functions: dict, values: dict[str, np.ndarray], initial_point) -> Numb
         dims=functions["dims"], _n_dim=n_dim, _coords=functions["coords"],
         _shapes={n: tuple(s) for n, _, s in zip(*functions["shape_info"])},
         compiled_logp_func=logp_c, compiled_expand_func=expand_c, initial_point_func=initial_point,
-        shared_data=arrays, user_data=ud, n_expanded=n_expanded,
+        shared_data=arrays, shared_var_keys={}, user_data=ud, n_expanded=n_expanded,
         shape_info=functions["shape_info"], logp_func=logp_pt, expand_func=expand_pt,
     )
     return NumbaModel(template, layout)
+
+
+# --------------------------------------------------------------------------- function cache
+
+_CACHE_OFF = ("0", "false", "no", "off")
+
+
+def _index_path() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(root) / "kmbayes" / "compiled-index.json"
+
+
+def _read_index() -> dict:
+    try:
+        doc = json.loads(_index_path().read_text())
+        return doc if isinstance(doc, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def cache_file(model: str, cuts, values: dict) -> Path | None:
+    """Where a family's compiled functions are kept (None: cache off).
+
+    The key holds everything the compiled graph depends on: the family, its
+    cut points, the source of the fitting modules and families, package
+    versions, PyTensor's flags and the ranks of the data containers.
+    """
+    if os.environ.get("KMBAYES_COMPILE_CACHE", "1").strip().lower() in _CACHE_OFF:
+        return None
+    try:
+        import cloudpickle
+        import nutpie
+        import pymc
+        import pytensor
+
+        from ..provenance import code_hash, package_version, sha
+
+        doc = {
+            "model": model,
+            "layout": LAYOUT_VERSION,
+            "cuts": None if cuts is None else [str(c) for c in cuts],
+            "code": code_hash(),
+            "versions": [platform.python_version(), np.__version__, pymc.__version__,
+                         pytensor.__version__, nutpie.__version__, cloudpickle.__version__,
+                         package_version("numba")],
+            "pytensor": [pytensor.config.floatX, pytensor.config.mode, pytensor.config.linker,
+                         os.environ.get("PYTENSOR_FLAGS", "")],
+            "values": {k: [str(v.dtype), int(v.ndim)] for k, v in sorted(values.items())},
+        }
+        root = Path(pytensor.config.compiledir) / "kmbayes"
+    except Exception:
+        return None
+    return root / f"{model}-{sha(json.dumps(doc, sort_keys=True))[:32]}.pkl"
+
+
+def load_functions(path: Path | None, values: dict) -> dict | None:
+    """The pickled functions at ``path``, only if their hash is the one kmbayes recorded."""
+    if path is None or not path.exists():
+        return None
+    import pickle
+
+    from ..provenance import file_sha
+
+    try:
+        if _read_index().get(str(path)) != file_sha(path):
+            return None  # not written by kmbayes, or altered since: never unpickled
+        with open(path, "rb") as fh:
+            f = pickle.load(fh)
+        shared = {v.name for v in [*f["logp"].get_shared(), *f["expand"].get_shared()]}
+        if not shared <= set(values):  # a container nothing would fill: compile afresh
+            return None
+        return f
+    except Exception:  # unreadable or from an incompatible build: compile afresh
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return None
+
+
+def save_functions(path: Path | None, functions: dict) -> None:
+    if path is None:
+        return
+    try:
+        import cloudpickle
+
+        from ..provenance import sha
+
+        blob = cloudpickle.dumps(functions)
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(blob)
+        index = _read_index()
+        cutoff = time.time() - 30 * 86400
+        for old in path.parent.glob("*.pkl"):  # entries of older code versions are never read again
+            if old != path and old.stat().st_mtime < cutoff:
+                old.unlink()
+                index.pop(str(old), None)
+        index[str(path)] = sha(blob)
+        _index_path().parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(_index_path(), json.dumps(index, indent=1, sort_keys=True))
+    except Exception:  # the cache is an optimisation; never fail a fit for it
+        pass
+
+
+# --------------------------------------------------------------------------- sampling
+
+_COMPILED: dict[tuple, NumbaModel] = {}
+
+
+def reset() -> None:
+    _COMPILED.clear()
+
+
+def compiled(model, data, prior, cuts, baseline) -> NumbaModel:
+    """The family compiled once per process, family and cut points (loaded from disk when cached)."""
+    fam = families.get(model)
+    key = (model, tuple(cuts) if fam.uses_cuts else None)
+    if key not in _COMPILED:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            values = model_values(model, data, prior, cuts, baseline)
+            path = cache_file(model, key[1], values)
+            functions = load_functions(path, values)
+            if functions is None:
+                pm_model = fam.build(data, prior, cuts=cuts, baseline=baseline)
+                functions = make_functions(pm_model, initial_point_fn(pm_model))
+                save_functions(path, functions)
+            _COMPILED[key] = build(functions, values, flat_initial_point(functions))
+    return _COMPILED[key]
+
+
+def sample(model, data, prior, cuts, baseline, settings, seed):
+    """nutpie on the cached callbacks; the chains run as parallel threads (no GIL)."""
+    import nutpie
+
+    c = compiled(model, data, prior, cuts, baseline)
+    c = c.with_values(model_values(model, data, prior, cuts, baseline))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return nutpie.sample(
+            c, draws=settings.draws, tune=settings.tune, chains=settings.chains,
+            cores=max(1, min(settings.chains, os.cpu_count() or 1)), seed=seed,
+            progress_bar=False, save_warmup=False, target_accept=settings.target_accept,
+        )
