@@ -1,9 +1,12 @@
-"""Model-free anchors: KM differences, RMST variance, Bayesian bootstrap."""
+"""Model-free anchors (KM differences, RMST variance, Bayesian bootstrap) and
+the pinned/interpolated classification of :mod:`kmbayes.pinning`."""
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +14,8 @@ import pytest
 from kmbayes.anchors import bb_draws, km_anchors, km_differences, km_rmst, weighted_km_draws
 from kmbayes.data import SurvivalData, simulate_trial
 from kmbayes.km import km
+from kmbayes.pinning import interval_support, pinned_times, support_of
+from kmbayes.trial import Arm, AtRisk, Interval, Landmark, Trial, load_trial
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +116,55 @@ def test_deterministic_and_fast(trial_small):
     t0 = time.perf_counter()
     bb_draws(trial_small, (36, 60, 96), (60, 96), draws=4000)
     assert time.perf_counter() - t0 < 1.0
+
+
+# --------------------------------------------------------------------------- pinned vs interpolated
+# (pinning.py: which stretches the published numbers pin; tested here with the anchors.)
+
+
+def _trial(curve=None):
+    lms = (Landmark(36.0, 0.55), Landmark(60.0, 0.3))
+    arms = {
+        "ref": Arm(id="ref", n=59, events=53, median=Interval(40.5), survival=lms,
+                   at_risk=(AtRisk(0.0, 59), AtRisk(12.0, 50))),
+        "trt": Arm(id="trt", n=60, events=39, survival=lms, curve=curve),
+    }
+    return Trial(name="t", time_unit="months", reference_arm="ref", arms=arms)
+
+
+def test_pinned_times_union_and_per_arm():
+    tr = _trial()
+    assert list(pinned_times(tr)) == [0.0, 12.0, 36.0, 40.5, 60.0]
+    assert list(pinned_times(tr, "trt")) == [0.0, 36.0, 60.0]
+
+
+def test_points_need_every_arm_pinned():
+    tr = _trial()
+    # 40.5 and 12 are knots of the reference arm only.
+    assert support_of(tr, [0.0, 12.0, 36.0, 40.5, 50.0, 60.0]) == [
+        "pinned", "interpolated", "pinned", "interpolated", "interpolated", "pinned"]
+    assert support_of(tr, [35.5, 36.6], tol=0.5) == ["pinned", "interpolated"]
+
+
+def test_intervals_pinned_at_both_ends():
+    tr = _trial()
+    assert interval_support(tr, [0, 12, 36, 60, math.inf]) == [
+        "interpolated", "interpolated", "pinned", "interpolated"]
+    assert interval_support(tr, [0, 36, 60]) == ["pinned", "pinned"]
+    with pytest.raises(ValueError):
+        interval_support(tr, [0, 36, 36])
+
+
+def test_digitized_curve_pins_its_range():
+    curve = (np.array([0.0, 5.0, 30.0]), np.array([1.0, 0.9, 0.6]))
+    tr = _trial(curve)
+    # trt's curve covers 0-30, but ref still only has its knots at 0 and 12.
+    assert interval_support(tr, [0, 12, 24]) == ["pinned", "interpolated"]
+    assert support_of(tr, [12.0, 31.0]) == ["pinned", "interpolated"]
+
+
+def test_clocc_pinning():
+    tr = load_trial(Path(__file__).resolve().parents[1] / "data" / "raw" / "clocc_os.toml")
+    assert list(pinned_times(tr)) == [0.0, 36.0, 40.5, 45.6, 60.0, 96.0]
+    assert interval_support(tr, [0, 12, 24, 36, 60, 96, math.inf]) == [
+        "interpolated", "interpolated", "interpolated", "pinned", "pinned", "interpolated"]
