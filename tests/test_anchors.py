@@ -91,6 +91,11 @@ def test_weighted_km_with_equal_weights_is_km(trial_small):
     f = km(t, e)
     assert np.allclose(s[0], f.survival([0.0, 12.0, 36.0, 200.0]))
     assert r[0, 0] == pytest.approx(km_rmst(t, e, 60.0)[0])
+    # Ties (deaths and censorings at the same rounded times), unsorted input.
+    tr, er = np.round(t / 6.0)[::-1], e[::-1]
+    s, r = weighted_km_draws(tr, er, w, milestones=[0.0, 3.0, 7.0], horizons=[10.0])
+    assert np.allclose(s[1], km(tr, er).survival([0.0, 3.0, 7.0]))
+    assert r[1, 0] == pytest.approx(km_rmst(tr, er, 10.0)[0])
 
 
 def test_bb_mean_close_to_km(trial_small):

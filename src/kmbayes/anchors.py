@@ -139,20 +139,25 @@ def weighted_km_draws(time, event, weights, milestones=(), horizons=()):
 
     Notes
     -----
-    Vectorised over draws: per distinct time the weighted deaths and total
-    weight are one matrix product with an (n, K) indicator, the weighted
-    number at risk is a reverse cumulative sum and the curve a cumulative
-    product -- no Python loop over draws.
+    Vectorised over draws, no Python loop: patients are sorted by time once,
+    the weights' cumulative sums along that order are read off at the end of
+    each run of tied times (weight leaving and weighted deaths per distinct
+    time), the weighted number at risk is the reverse cumulative sum and the
+    curve the cumulative product of ``1 - deaths / at risk``. Memory is
+    O(draws x n).
     """
     t = np.asarray(time, float)
     e = np.asarray(event, float)
-    w = np.asarray(weights, float)
-    ut, inv = np.unique(t, return_inverse=True)
-    onehot = np.zeros((t.size, ut.size))
-    onehot[np.arange(t.size), inv] = 1.0
-    tot = w @ onehot  # (B, K) weight leaving at each time
-    dw = (w * e) @ onehot  # (B, K) weighted deaths
-    at_risk = np.cumsum(tot[:, ::-1], axis=1)[:, ::-1]
+    order = np.argsort(t, kind="stable")
+    ts = t[order]
+    w = np.asarray(weights, float)[:, order]
+    ut, last = np.unique(ts[::-1], return_index=True)  # first hit in reversed = last in sorted
+    last = ts.size - 1 - last  # index of the last patient at each distinct time
+    cw = np.cumsum(w, axis=1)[:, last]
+    cd = np.cumsum(w * e[order], axis=1)[:, last]
+    tot = np.diff(cw, axis=1, prepend=0.0)  # (B, K) weight leaving at each time
+    dw = np.diff(cd, axis=1, prepend=0.0)  # (B, K) weighted deaths
+    at_risk = cw[:, -1:] - cw + tot  # weight still at risk just before each time
     with np.errstate(divide="ignore", invalid="ignore"):
         hz = np.where(at_risk > 0, dw / at_risk, 0.0)
     surv = np.cumprod(1.0 - hz, axis=1)  # value just after each ut
