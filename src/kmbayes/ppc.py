@@ -144,7 +144,9 @@ def replicate_km(times, events, landmarks=()) -> tuple[np.ndarray, np.ndarray]:
     order = np.lexsort((-e, t), axis=-1)
     ts = np.take_along_axis(t, order, axis=1)
     es = np.take_along_axis(e, order, axis=1)
-    at_risk = n - np.arange(n)  # no event-event ties: times are continuous draws
+    # Position i has n - i at risk; tied deaths need no grouping because the
+    # product (1 - 1/m)(1 - 1/(m-1)) = 1 - 2/m telescopes to the grouped KM step.
+    at_risk = n - np.arange(n)
     surv = np.cumprod(1.0 - es / at_risk, axis=1)
     lm = np.asarray(landmarks, float)
     k = np.sum(ts[:, :, None] <= lm[None, None, :], axis=1)  # (R, L) points <= t
