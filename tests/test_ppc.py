@@ -226,3 +226,21 @@ def test_csv_has_no_nan_and_fixed_precision(tmp_path):
     assert all(len(v.split(".")[1]) == 3 for v in df["implied_median"])
     assert set(df["verdict"]) <= {"ok", "misfit"}
     assert format_ppc_csv(rows) == text
+
+
+def test_check_fit_reads_a_fit_object():
+    from types import SimpleNamespace
+
+    import xarray as xr
+
+    from kmbayes.ppc import check_fit
+
+    data = sim(10)
+    post = truth_post(200, sd=0.02)
+    posterior = xr.Dataset({k: (("chain", "draw"), v.reshape(2, 100)) for k, v in post.items()})
+    fit = SimpleNamespace(model="weibull_ph", prior=SimpleNamespace(name="reference"), data=data,
+                          ctx=CTX, idata=SimpleNamespace(posterior=posterior))
+    rows = check_fit(fit, true_trial(data), replicates=100, seed=2)
+    direct = check_against_publication(WEIBULL, post, CTX, true_trial(data), data, model="weibull_ph",
+                                       prior="reference", replicates=100, seed=2)
+    assert rows == direct

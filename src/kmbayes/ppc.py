@@ -239,6 +239,19 @@ def check_against_publication(family, post, ctx, trial, data, *, model: str = ""
     return rows
 
 
+def check_fit(fit, trial, *, replicates: int = 500, seed: int = 0, level: float = LEVEL) -> list[dict]:
+    """:func:`check_against_publication` for a :class:`kmbayes.fitting.FitResult`
+    (or anything with ``model``, ``prior.name``, ``data``, ``ctx`` and ``idata``)."""
+    from . import families
+    from .estimands import posterior_arrays
+
+    return check_against_publication(
+        families.get(fit.model), posterior_arrays(fit), fit.ctx, trial, fit.data,
+        model=fit.model, prior=getattr(fit.prior, "name", str(fit.prior)),
+        replicates=replicates, seed=seed, level=level,
+    )
+
+
 def _half_unit(x: float) -> float:
     """Half a unit in the last published decimal (0.089 -> 0.0005, 40.5 -> 0.05).
 
