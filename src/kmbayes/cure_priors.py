@@ -29,8 +29,8 @@ order of 5-10%), and converted to a normal prior on ``delta``:
     Normal(0, 2) on delta. Not Normal(0, 10) as for the log HR: on the logit
     scale a very wide normal is not vague but piles the treatment arm's cure
     fraction at 0 and 1. With the baseline prior below, SD 2 lets the prior
-    predictive difference pi_1 - pi_0 spread over about (-0.6, 0.8) at 95%
-    (:func:`kmbayes.families.cure.prior_predictive_cure`), which is flat
+    predictive difference pi_1 - pi_0 spread over about (-0.34, 0.67) at
+    95%, median 0 (:func:`kmbayes.families.cure.prior_predictive_cure`): wide
     enough for a trial of this size to dominate.
 
 The reference-arm cure fraction has one weakly-informative prior for all
