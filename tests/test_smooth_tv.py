@@ -173,3 +173,10 @@ def test_late_effect_is_found():
     assert lo < 0.4 < hi
     hr_t = np.median(np.exp(FAM.log_hr_at(f.post, [6.0, 84.0], f.ctx)), axis=0)
     assert hr_t[0] > 0.75 and hr_t[1] < 0.6
+    # another data set (other n, other omega) and prior reuse the compiled model
+    n = len(quickfit._COMPILED)
+    small = simulate_trial(np.random.default_rng(23), n=(50, 55))
+    g = quickfit.sample("smooth_tv", small, priors.PriorSpec("tight", 0.0, 0.01), cuts=CUTS,
+                        draws=300, tune=300, seed=3, target_accept=0.95)
+    assert len(quickfit._COMPILED) == n and g.idata.log_likelihood.obs.shape[-1] == small.n
+    assert abs(float(np.mean(g.post["log_hr_avg"]))) < 0.03

@@ -172,6 +172,29 @@ def from_difference(name: str, center_diff: float, tail_prob: float, threshold_d
 
     Both differences are read at reference cure fraction ``base`` and mapped
     to the log-odds scale; sigma = |delta(center) - delta(threshold)| / z_{1-tail}.
+
+    Parameters
+    ----------
+    name : str
+    center_diff : float
+        Prior median of pi_1 - pi_0 at ``base``.
+    tail_prob : float
+        Prior probability beyond ``threshold_diff``, in (0, 0.5).
+    threshold_diff : float
+        A difference in cure fraction other than ``center_diff``.
+    base : float
+        Reference-arm cure fraction at which the differences are read.
+    description : str
+
+    Returns
+    -------
+    CurePrior
+
+    Examples
+    --------
+    >>> p = from_difference("sceptical", 0.0, 0.05, 0.15)
+    >>> round(p.sigma, 4), round(p.prob_difference_gt(0.15), 3)
+    (0.6679, 0.05)
     """
     tail = _check_prob(tail_prob, f"cure_priors.{name}.tail_prob", 0.0, 0.5)
     mu = delta_of_difference(center_diff, base)

@@ -99,10 +99,31 @@ def sample(name, data, prior, *, cuts=DEFAULT_CUTS, baseline=None, draws=1000, t
            target_accept=0.9, seed=0, ctx_extra=None, loglik=True) -> QuickFit:
     """Sample family ``name`` on ``data`` under ``prior`` with nutpie (chains as threads).
 
-    ``ctx_extra`` adds keys to ``ctx`` (e.g. ``split`` for smooth_tv).
-    ``diagnostics`` holds ``divergences``, ``rhat_max``, ``ess_bulk_min``,
-    ``ess_tail_min``, ``worst_rhat_var`` (deterministics included), and
-    ``seconds`` the sampling time (compilation excluded).
+    Parameters
+    ----------
+    name : str
+        Family id (:data:`kmbayes.families.FAMILIES`).
+    data : SurvivalData
+    prior : PriorSpec
+        For ``cure`` also a :class:`kmbayes.cure_priors.PriorWithCure`.
+    cuts : sequence of float
+        Cut points (piecewise families; smooth_tv's grid spans them).
+    baseline : BaselinePrior, optional
+    draws, tune, chains : int
+    target_accept : float
+    seed : int
+    ctx_extra : dict, optional
+        Extra ``ctx`` keys, e.g. ``{"split": 24.0}`` for smooth_tv.
+    loglik : bool
+        Add the per-patient ``log_likelihood`` group (for LOO).
+
+    Returns
+    -------
+    QuickFit
+        ``diagnostics`` holds ``divergences``, ``rhat_max``,
+        ``ess_bulk_min``, ``ess_tail_min``, ``worst_rhat_var``
+        (deterministics included); ``seconds`` is the sampling time,
+        compilation excluded.
     """
     import nutpie
     import xarray as xr

@@ -70,7 +70,7 @@ def _log_sigmoid(x):
     return -np.logaddexp(0.0, -x)
 
 
-def mixture_terms(event, log_t_rel, eta, log_shape, gamma, log_t_ref, xp=np):
+def mixture_terms(log_t_rel, eta, log_shape, gamma, log_t_ref, xp=np):
     """Marginal ``(log h, H)`` of the mixture, for :func:`censored_loglik`.
 
     ``log_t_rel`` is log(t / t_ref), ``eta`` the uncured log cumulative
@@ -119,7 +119,7 @@ class MixtureCure(Family):
             delta = pm.Normal("cure_effect", pv["cure_mu"], pv["cure_sigma"])
             x = dv["x"]
             log_h, cum_h = mixture_terms(
-                dv["d"], pt.log(dv["t"] / bv["t_ref"]), alpha + log_hr * x, log_shape,
+                pt.log(dv["t"] / bv["t_ref"]), alpha + log_hr * x, log_shape,
                 gamma0 + delta * x, pt.log(bv["t_ref"]), xp=pt)
             pm.Potential("loglik", censored_loglik(dv["d"], log_h, cum_h).sum())
             cure = pm.Deterministic(
@@ -172,7 +172,7 @@ class MixtureCure(Family):
                if k in ("alpha", "log_hr_uncured", "log_shape", "cure_logit0", "cure_effect")}
         x = data.arm[None, :].astype(float)
         log_h, cum_h = mixture_terms(
-            data.event[None, :], np.log(data.time / ctx["t_ref"])[None, :],
+            np.log(data.time / ctx["t_ref"])[None, :],
             col["alpha"] + col["log_hr_uncured"] * x, col["log_shape"],
             col["cure_logit0"] + col["cure_effect"] * x, math.log(ctx["t_ref"]))
         return censored_loglik(data.event[None, :], log_h, cum_h)
@@ -200,7 +200,20 @@ def prior_predictive_cure(data, prior, *, baseline=None, draws: int = 4000, seed
     Draws from the model as built (``pm.draw``), so the check shows the
     priors actually used -- e.g. that the reference cure prior spreads the
     difference pi_1 - pi_0 over a wide range rather than piling it at +-1.
-    Keys as :meth:`MixtureCure.family_estimands`.
+
+    Parameters
+    ----------
+    data : SurvivalData
+        Any data set (the priors do not depend on it; the model needs one to build).
+    prior : PriorSpec or PriorWithCure
+        The log-HR prior; the cure prior follows it (:func:`kmbayes.cure_priors.for_prior`).
+    baseline : BaselinePrior, optional
+    draws, seed : int
+
+    Returns
+    -------
+    dict of str to ndarray, each shape (draws,)
+        Keys as :meth:`MixtureCure.family_estimands`.
     """
     import pymc as pm
 
@@ -213,13 +226,26 @@ def prior_predictive_cure(data, prior, *, baseline=None, draws: int = 4000, seed
 def cure_support(data) -> dict[str, dict[str, float]]:
     """What the cure fractions lean on: the end of each arm's Kaplan-Meier curve.
 
-    Per arm id: ``followup`` (longest time), ``last_event`` (time of the last
-    death), ``at_risk_last_event`` (patients at risk at that death, itself
-    included), ``followed_after_last_event`` (patients still followed after
-    it, all censored), ``plateau`` (``followup - last_event``: how long the
-    curve is flat at the end) and ``km_at_plateau`` (the KM estimate on the
-    plateau, the model-free counterpart of the cure fraction). Report as
-    "the cure fraction rests on a plateau of X months with N patients at risk".
+    Parameters
+    ----------
+    data : SurvivalData
+
+    Returns
+    -------
+    dict of arm id to dict of str to float
+        Per arm id: ``followup`` (longest time), ``last_event`` (time of
+        the last death), ``at_risk_last_event`` (patients at risk at that
+        death, itself included), ``followed_after_last_event`` (patients
+        still followed after it, all censored), ``plateau`` (``followup -
+        last_event``: how long the curve is flat at the end) and
+        ``km_at_plateau`` (the KM estimate on the plateau, the model-free
+        counterpart of the cure fraction).
+
+    Notes
+    -----
+    For a report: "the cure fraction rests on a plateau of X months with N
+    patients still followed". CLOCC (reconstructed IPD): 44 months with 7
+    patients in the local-treatment arm, 35 months with 2 in the reference arm.
     """
     out = {}
     for a, arm_id in enumerate(data.arm_ids):
