@@ -250,8 +250,9 @@ def test_cure_on_weibull_data_finds_little_cure():
     """No plateau in the data (Weibull PH, long follow-up): the cure fractions stay small."""
     d = simulate_trial(np.random.default_rng(8), n=(200, 200), shape=1.2, scale=30.0, hr=0.7,
                        min_followup=150.0)
-    f = quickfit.sample("cure", d, priors.reference(), seed=3, target_accept=0.95)
+    f = quickfit.sample("cure", d, priors.reference(), seed=3, target_accept=0.9)
     est = f.estimands()
-    assert f.diagnostics["divergences"] <= 2
-    assert np.quantile(est["cure_reference"], 0.975) < 0.1
-    assert np.quantile(est["cure_treatment"], 0.975) < 0.15
+    # cure fractions near 0 put logit pi far out in a tail; it still samples cleanly
+    assert f.diagnostics["divergences"] == 0 and f.diagnostics["rhat_max"] < 1.02
+    assert np.quantile(est["cure_reference"], 0.975) < 0.05
+    assert np.quantile(est["cure_treatment"], 0.975) < 0.05
