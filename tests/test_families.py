@@ -92,7 +92,7 @@ def test_logp_and_gradient_finite_and_coords(name, sim):
     assert np.isfinite(model.compile_logp()(ip))
     assert np.all(np.isfinite(model.compile_dlogp()(ip)))
     assert list(model.coords["arm"]) == list(sim.arm_ids)
-    if families.get(name).uses_cuts:
+    if name in ("piecewise_ph", "piecewise_tv"):  # smooth_tv's grid: tests/test_smooth_tv.py
         assert list(model.coords["interval"]) == interval_labels(CUTS)
         assert model.named_vars_to_dims["log_lambda"] == ("interval",)
     if name == "piecewise_tv":

@@ -13,6 +13,12 @@ piecewise_ph
     Piecewise-exponential PH (Poisson on sufficient statistics).
 piecewise_tv
     Piecewise-exponential with interval-specific HRs (random walk around a common mean).
+cure
+    Mixture cure model: cure fractions per arm, Weibull PH among the uncured
+    (cure-effect priors in :mod:`kmbayes.cure_priors`).
+smooth_tv
+    Smooth baseline and smooth log HR(t) (random walks on a fine grid); the
+    prior set acts on the event-weighted average log HR.
 """
 
 from __future__ import annotations
@@ -28,12 +34,14 @@ from ._common import (
     check_cuts,
     interval_labels,
 )
+from .cure import FAMILY as _CURE
 from .piecewise_ph import FAMILY as _PIECEWISE_PH
 from .piecewise_tv import FAMILY as _PIECEWISE_TV
+from .smooth_tv import FAMILY as _SMOOTH_TV
 from .weibull_ph import FAMILY as _WEIBULL_PH
 
 FAMILIES: dict[str, Family] = {
-    f.name: f for f in (_WEIBULL_PH, _PIECEWISE_PH, _PIECEWISE_TV)
+    f.name: f for f in (_WEIBULL_PH, _PIECEWISE_PH, _PIECEWISE_TV, _CURE, _SMOOTH_TV)
 }
 
 __all__ = [
@@ -88,8 +96,11 @@ def prior_predictive_survival(
     baseline = baseline or BaselinePrior()
     cuts = check_cuts(cuts)
     model = fam.build(data, prior, cuts=cuts, baseline=baseline)
+    # Families whose NumPy side reads deterministics (e.g. smooth_tv's grid
+    # values, which depend on data-derived weights) name them.
+    wanted = {"log_hr_interval", *getattr(fam, "predictive_deterministics", ())}
     names = [rv.name for rv in model.free_RVs] + [
-        d.name for d in model.deterministics if d.name == "log_hr_interval"
+        d.name for d in model.deterministics if d.name in wanted
     ]
     values = pm.draw([model[n] for n in names], draws=draws, random_seed=seed)
     post = {n: np.asarray(v) for n, v in zip(names, values)}
