@@ -9,9 +9,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from kmbayes import cure_priors, families, priors, quickfit
+from kmbayes import cure_priors, families, priors, sampling
 from kmbayes.data import SurvivalData, simulate_trial
 from kmbayes.families import BaselinePrior, cure
+from kmbayes.sampling import numba_cached
+
+from .conftest import loo_difference, quick_fit
 
 FAM = families.get("cure")
 CTX = {"t_ref": 36.0, "cuts": families.DEFAULT_CUTS}
@@ -106,7 +109,7 @@ def test_prior_and_data_swap_without_rebuild(sim):
     ent = priors.enthusiastic()
     fresh = FAM.build(other, ent)
     with model:
-        pm.set_data({k: v for k, v in quickfit.values("cure", other, ent, families.DEFAULT_CUTS,
+        pm.set_data({k: v for k, v in sampling.model_values("cure", other, ent, families.DEFAULT_CUTS,
                                                       BaselinePrior()).items() if k in names})
     # the function compiled before the swap reads the new values
     np.testing.assert_allclose(logp(ip), fresh.compile_logp()(ip), rtol=1e-10)
@@ -208,7 +211,7 @@ def cure_sim():
 
 @pytest.fixture(scope="module")
 def cure_fit(cure_sim):
-    return quickfit.sample("cure", cure_sim, priors.reference(), draws=1000, tune=1000, seed=7,
+    return quick_fit("cure", cure_sim, priors.reference(), draws=1000, tune=1000, seed=7,
                            target_accept=0.9)
 
 
@@ -227,22 +230,22 @@ def test_cure_recovery(cure_fit):
 
 @pytest.mark.slow
 def test_swapped_data_and_prior_reuse_the_compiled_model(cure_sim, cure_fit):
-    n = len(quickfit._COMPILED)
+    n = len(numba_cached._COMPILED)
     small = simulate_cure_trial(np.random.default_rng(5), n=(60, 60))
     tight = cure_priors.with_cure(priors.reference(), cure_priors.CurePrior("tight", 0.0, 0.01))
-    f = quickfit.sample("cure", small, tight, draws=300, tune=300, seed=1)
-    assert len(quickfit._COMPILED) == n
-    assert f.idata.log_likelihood.obs.shape[-1] == small.n
+    f = quick_fit("cure", small, tight, draws=300, tune=300, seed=1)
+    assert len(numba_cached._COMPILED) == n
+    assert f.idata["log_likelihood"]["obs"].shape[-1] == small.n
     assert abs(float(np.mean(f.post["cure_effect"]))) < 0.03  # the swapped cure prior is used
 
 
 @pytest.mark.slow
 def test_loo_prefers_cure_model_on_cure_data(cure_sim, cure_fit):
     """A planted misfit: Weibull PH on data with cure fractions loses by > 2 SE of the elpd difference."""
-    wb = quickfit.sample("weibull_ph", cure_sim, priors.reference(), seed=7)
-    diff, se = quickfit.loo_difference(cure_fit, wb)
+    wb = quick_fit("weibull_ph", cure_sim, priors.reference(), seed=7)
+    diff, se = loo_difference(cure_fit, wb)
     assert diff > 2 * se, (diff, se)
-    assert float(np.max(quickfit.loo(cure_fit).pareto_k)) < 0.7
+    assert float(cure_fit.diagnostics["pareto_k_max"]) < 0.7
 
 
 @pytest.mark.slow
@@ -250,7 +253,7 @@ def test_cure_on_weibull_data_finds_little_cure():
     """No plateau in the data (Weibull PH, long follow-up): the cure fractions stay small."""
     d = simulate_trial(np.random.default_rng(8), n=(200, 200), shape=1.2, scale=30.0, hr=0.7,
                        min_followup=150.0)
-    f = quickfit.sample("cure", d, priors.reference(), seed=3, target_accept=0.9)
+    f = quick_fit("cure", d, priors.reference(), seed=3, target_accept=0.9)
     est = f.estimands()
     # cure fractions near 0 put logit pi far out in a tail; it still samples cleanly
     assert f.diagnostics["divergences"] == 0 and f.diagnostics["rhat_max"] < 1.02

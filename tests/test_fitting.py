@@ -27,7 +27,7 @@ CONFIG = ROOT / "configs" / "clocc.toml"
 
 def test_load_spec_clocc():
     spec = runspec.load_spec(CONFIG)
-    assert spec.models == ("weibull_ph", "piecewise_ph", "piecewise_tv")
+    assert spec.models == ("weibull_ph", "piecewise_ph", "piecewise_tv", "smooth_tv", "cure")
     assert list(spec.priors) == ["reference", "sceptical", "enthusiastic", "pessimistic"]
     assert spec.priors["sceptical"].sigma == pytest.approx(0.2168, abs=1e-4)
     assert spec.cuts == (0, 12, 24, 36, 60, 96, math.inf)
@@ -173,7 +173,8 @@ def grid_setup(tmp_path_factory):
 
 def test_fit_grid_outputs(grid_setup):
     spec, ipd, reps, out, grid, calls = grid_setup
-    assert len(grid.fits) == 6 and len(grid.pooled) == 6 and len(calls) == 12
+    n = len(spec.models) * len(spec.priors)
+    assert len(grid.fits) == n and len(grid.pooled) == n and len(calls) == 2 * n
     for (m, p), fit in grid.fits.items():
         folder = out / "models" / f"{m}__{p}"
         assert (folder / "posterior.nc").exists()
@@ -192,7 +193,14 @@ def test_fit_grid_outputs(grid_setup):
                  "surv_combined_96", "surv_diff_60", "rmst_systemic_60", "rmst_diff_96",
                  "median_combined", "hr_0_12", "hr_96_inf", "pooled_hr", "pooled_hr_width_ratio"]:
         assert name in q, name
-    assert res[res.quantity == "hr_0_12"].model.unique().tolist() == ["piecewise_tv"]
+    # per-interval HRs only for the time-varying families; their early/late summary too
+    assert res[res.quantity == "hr_0_12"].model.unique().tolist() == ["piecewise_tv", "smooth_tv"]
+    for q in ("hr_ratio_late_early", "p_hr_ratio_late_early_lt_1"):
+        assert res[res.quantity == q].model.unique().tolist() == ["piecewise_tv", "smooth_tv"]
+    for q in ("cure_difference", "p_cure_difference_gt_0"):
+        assert res[res.quantity == q].model.unique().tolist() == ["cure"]
+    for name in ("ppc.csv", "anchors.csv", "ph_check.csv", "headline.csv"):
+        assert (out / "reports" / name).exists(), name
     p1 = res[res.quantity == "p_hr_lt_1"]
     assert p1.lower.isna().all() and p1.estimate.between(0, 1).all()
     diag = pd.read_csv(out / "reports" / "diagnostics.csv")
@@ -268,3 +276,47 @@ def test_failed_gate_is_flagged_everywhere(tmp_path):
     assert res.flag.str.startswith("GATE FAILED").all()
     grid = fit_grid(spec, ipd, out, fast=True, pool_replicates=False)  # non-strict: returns
     assert grid.failed == [("piecewise_ph", "reference")] and not grid.gate_passed
+
+
+def test_pooled_posterior_equals_pooling_independent_refits(grid_setup):
+    """Exact pooling: the pooled fit is the mixture of each replicate refitted under that prior."""
+    from kmbayes.data import load_for_trial
+    from kmbayes.pooling import pool_fits
+    from kmbayes.trial import load_trial
+
+    spec, ipd, reps, out, grid, _ = grid_setup
+    model, pname = "weibull_ph", "sceptical"
+    members = [
+        fitting.fit_one(model, d, spec.priors[pname], cuts=spec.cuts, baseline=spec.baseline,
+                        settings=spec.fast_sampler, gate=spec.gate_for(True),
+                        seed=derive_seed(spec.seed, model, pname, "replicate", d.replicate or i + 1),
+                        loo=False, pymc_fallback=False)
+        for i, d in enumerate(load_for_trial(reps, load_trial(spec.trial))[:2])
+    ]
+    mine = pool_fits(members, grid.fits[(model, pname)]).idata["posterior"]
+    theirs = grid.pooled[(model, pname)].idata["posterior"]
+    for v in ("log_hr", "alpha", "log_shape"):
+        np.testing.assert_array_equal(mine[v].values, theirs[v].values)
+    # and it is not the reference-prior mixture reweighted: the priors' pools differ
+    other = grid.pooled[(model, "reference")].idata["posterior"]["log_hr"].values
+    assert not np.array_equal(other, theirs["log_hr"].values)
+
+
+def test_cached_grid_is_served_only_when_verified(grid_setup, tmp_path):
+    import shutil
+
+    spec, ipd, reps, out, grid, _ = grid_setup
+    root = tmp_path / "copy"
+    shutil.copytree(out, root)
+    said = []
+    again = fit_grid(spec, ipd, root, fast=True, pool_replicates=reps, say=said.append)
+    assert any("verified in the cache" in s for s in said) and again.grid_key == grid.grid_key
+    pd.testing.assert_frame_equal(again.results, grid.results)
+    # a table edited by hand is not served: the grid is recomputed (fits still cached)
+    res = root / "reports" / "results.csv"
+    res.write_text(res.read_text().replace("weibull_ph", "weibull_pH", 1))
+    said.clear()
+    third = fit_grid(spec, ipd, root, fast=True, pool_replicates=reps, say=said.append)
+    assert not any("verified in the cache" in s for s in said)
+    assert all(f.cached for f in third.fits.values())
+    pd.testing.assert_frame_equal(third.results, grid.results)

@@ -239,7 +239,7 @@ def test_check_fit_reads_a_fit_object():
     post = truth_post(200, sd=0.02)
     posterior = xr.Dataset({k: (("chain", "draw"), v.reshape(2, 100)) for k, v in post.items()})
     fit = SimpleNamespace(model="weibull_ph", prior=SimpleNamespace(name="reference"), data=data,
-                          ctx=CTX, idata=SimpleNamespace(posterior=posterior))
+                          ctx=CTX, idata=xr.DataTree.from_dict({"posterior": posterior}))
     rows = check_fit(fit, true_trial(data), replicates=100, seed=2)
     direct = check_against_publication(WEIBULL, post, CTX, true_trial(data), data, model="weibull_ph",
                                        prior="reference", replicates=100, seed=2)

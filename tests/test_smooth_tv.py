@@ -8,10 +8,13 @@ import math
 import numpy as np
 import pytest
 
-from kmbayes import families, priors, quickfit
+from kmbayes import families, priors, sampling
 from kmbayes.data import SurvivalData, simulate_trial
 from kmbayes.families import BaselinePrior, smooth_tv
 from kmbayes.families._common import piecewise_cumhaz
+from kmbayes.sampling import numba_cached
+
+from .conftest import quick_fit
 
 FAM = families.get("smooth_tv")
 CUTS = families.DEFAULT_CUTS
@@ -80,7 +83,7 @@ def test_data_and_prior_swap_without_rebuild(sim):
     fresh = FAM.build(other, priors.pessimistic(), cuts=CUTS)
     names = {v.name for v in model.data_vars}
     with model:
-        pm.set_data({k: v for k, v in quickfit.values("smooth_tv", other, priors.pessimistic(), CUTS,
+        pm.set_data({k: v for k, v in sampling.model_values("smooth_tv", other, priors.pessimistic(), CUTS,
                                                       BaselinePrior()).items() if k in names})
     np.testing.assert_allclose(logp(ip), fresh.compile_logp()(ip), rtol=1e-10)
     assert not np.isclose(before, logp(ip))
@@ -134,7 +137,7 @@ def test_cumhaz_and_median():
 
 
 def _fit(data, seed):
-    return quickfit.sample("smooth_tv", data, priors.reference(), cuts=CUTS, draws=1000, tune=1000,
+    return quick_fit("smooth_tv", data, priors.reference(), cuts=CUTS, draws=1000, tune=1000,
                            seed=seed, target_accept=0.95)
 
 
@@ -179,9 +182,9 @@ def test_late_effect_is_found():
     hr_t = np.median(np.exp(FAM.log_hr_at(f.post, [6.0, 84.0], f.ctx)), axis=0)
     assert hr_t[0] > 0.75 and hr_t[1] < 0.6
     # another data set (other n, other omega) and prior reuse the compiled model
-    n = len(quickfit._COMPILED)
+    n = len(numba_cached._COMPILED)
     small = simulate_trial(np.random.default_rng(23), n=(50, 55))
-    g = quickfit.sample("smooth_tv", small, priors.PriorSpec("tight", 0.0, 0.01), cuts=CUTS,
+    g = quick_fit("smooth_tv", small, priors.PriorSpec("tight", 0.0, 0.01), cuts=CUTS,
                         draws=300, tune=300, seed=3, target_accept=0.95)
-    assert len(quickfit._COMPILED) == n and g.idata.log_likelihood.obs.shape[-1] == small.n
+    assert len(numba_cached._COMPILED) == n and g.idata["log_likelihood"]["obs"].shape[-1] == small.n
     assert abs(float(np.mean(g.post["log_hr_avg"]))) < 0.03

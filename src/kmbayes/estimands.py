@@ -6,10 +6,13 @@ with ``.model`` (family id), ``.idata``, ``.data`` and ``.ctx`` (``t_ref``,
 is compiled. Intervals are equal-tailed 95% posterior intervals and point
 estimates posterior medians.
 
-For ``piecewise_tv`` the headline HR is exp(log_hr_mean), the centre of the
-interval-specific HRs on the log scale (the quantity the prior set is placed
-on); it is not a time-averaged Cox HR. The per-interval HRs are reported as
-``hr_<from>_<to>``.
+``hr`` is exp of the log HR the prior set acts on, whose meaning depends on
+the family (``Family.effect_name``): the proportional-hazards HR; for the
+time-varying families the *event-weighted average HR* (each interval's log HR
+weighted by its share of the observed deaths); for the cure model the HR
+among the uncured. Family-specific estimands follow (per-interval HRs
+``hr_<from>_<to>``, early/late HRs and their ratio with P(ratio < 1), cure
+fractions and their difference with P(difference > 0)).
 
 References
 ----------
@@ -178,6 +181,12 @@ def _fmt_t(t: float) -> str:
     return f"{t:g}"
 
 
+def _prob_row(q: str, indicator: np.ndarray) -> dict:
+    ok = np.isfinite(indicator) if indicator.dtype.kind == "f" else np.ones(indicator.shape, bool)
+    return {"quantity": q, "estimate": float(np.mean(indicator[ok])) if ok.any() else math.nan,
+            "lower": math.nan, "upper": math.nan, "mcse": math.nan}
+
+
 def summarise(fit, milestones=(36, 60, 96), rmst_horizons=(60, 96)) -> list[dict]:
     """All estimands of one fit as long-form rows.
 
@@ -203,9 +212,15 @@ def summarise(fit, milestones=(36, 60, 96), rmst_horizons=(60, 96)) -> list[dict
         q = f"p_hr_lt_{thr:g}"
         rows.append({"quantity": q, "estimate": float(np.mean(hr < thr)), "lower": math.nan,
                      "upper": math.nan, "mcse": mcse[q]})
-    if fit.model == "piecewise_tv":
+    if hasattr(_family(fit), "log_hr_by_interval") and fit.model != "piecewise_ph":
         for q, x in interval_hr_draws(fit).items():
             add(q, x)
+    for q, x in _family(fit).family_estimands(posterior_arrays(fit), fit.data, fit.ctx).items():
+        add(q, x)
+        if q == "hr_ratio_late_early":
+            rows.append(_prob_row("p_hr_ratio_late_early_lt_1", x < 1.0))
+        elif q == "cure_difference":
+            rows.append(_prob_row("p_cure_difference_gt_0", x > 0.0))
     ref, trt = fit.data.arm_ids
     if milestones:
         surv = survival_draws(fit, milestones)

@@ -52,7 +52,8 @@ def fit_key(model, data, cuts, baseline, prior, settings, gate, seed) -> str:
         "data": data.digest(),
         "cuts": [str(c) for c in cuts] if families.get(model).uses_cuts else None,
         "baseline": dataclasses.asdict(baseline),
-        "prior": [prior.mu, prior.sigma],
+        # every prior constant the family reads (the cure model also has a cure-effect prior)
+        "prior": {k: float(v) for k, v in families.get(model).prior_values(prior).items()},
         "sampler": dataclasses.asdict(settings),
         "gate": gate.as_dict(),
         "seed": seed,
@@ -210,3 +211,43 @@ def read_stored(folder: Path, name: str = "posterior.nc", data=None) -> FitResul
     except Exception as ex:
         raise InputError("--output", f"{display_path(pp)} is unreadable ({type(ex).__name__}); refit") from None
 
+
+
+def verified_on_disk(folder: Path, key: str, name: str = "posterior.nc") -> bool:
+    """True if ``folder`` holds the fit with cache key ``key``, checked without loading it."""
+    mp, pp = folder / manifest_name(name), folder / name
+    try:
+        man = json.loads(mp.read_text())
+        return man.get("cache_key") == key and man.get("posterior_sha256") == file_sha(pp)
+    except (OSError, ValueError):
+        return False
+
+
+class LazyFits(dict):
+    """``(model, prior) -> FitResult``, each read from the fit store on first access.
+
+    For a grid served from the cache: nothing is loaded unless a figure or a
+    table that needs the draws is actually drawn.
+    """
+
+    def __init__(self, folders: dict, priors: dict, name: str = "posterior.nc", data_of=None):
+        super().__init__({k: None for k in folders})
+        self._folders, self._priors, self._name, self._data_of = folders, priors, name, data_of
+
+    def __getitem__(self, k):
+        v = super().__getitem__(k)
+        if v is None:
+            data = self._data_of(k) if self._data_of else None
+            v = read_stored(self._folders[k], self._name, data)
+            v.prior = self._priors[k[1]]
+            super().__setitem__(k, v)
+        return v
+
+    def get(self, k, default=None):
+        return self[k] if k in self else default
+
+    def values(self):
+        return [self[k] for k in self]
+
+    def items(self):
+        return [(k, self[k]) for k in self]

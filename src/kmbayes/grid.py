@@ -18,14 +18,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import estimands, fitstore
+from . import estimands, fitstore, headline, modelcheck, ppc
 from .data import SurvivalData, file_digest, load_ipd
 from .diagnostics import compare
 from .errors import FitFailedError, InputError
 from .fitting import FitResult, fit_one
 from .io import write_many_atomic
 from .pooling import pool_fits, width_ratios
-from .provenance import code_hash, derive_seed, display_path, environment_info, jsonable, sha
+from .provenance import (
+    code_hash,
+    derive_seed,
+    display_path,
+    environment_info,
+    jsonable,
+    outputs_verified,
+    package_hash,
+    sha,
+)
 from .runspec import RunSpec
 from .tipping import tipping_table
 
@@ -50,10 +59,20 @@ class GridResult:
     pooled: dict[tuple[str, str], FitResult] = field(default_factory=dict)
     out_root: Path | None = None
     spec: RunSpec | None = None
+    ppc: Any = None
+    anchors: Any = None
+    ph_check: Any = None
+    headline: Any = None
+
+    #: set when the grid was served from the cache (its fits are not loaded to ask them)
+    cached_failed: list | None = None
+    grid_key: str | None = None
 
     @property
     def failed(self) -> list[tuple[str, str]]:
         """(model, prior) of fits that failed the gate (primary and pooled)."""
+        if self.cached_failed is not None:
+            return list(self.cached_failed)
         out = [k for k, f in self.fits.items() if not f.gate_passed]
         out += [k for k, f in self.pooled.items() if not f.gate_passed and k not in out]
         return out
@@ -206,6 +225,16 @@ def fit_grid(
     pool_gate = spec.pool_gate if not fast else gate
     total = len(spec.models) * len(spec.priors) * (2 if pool_data else 1)
     done = 0
+    grid_key = sha(json.dumps({"config": spec.config_hash(), "data": data_hash, "pool": pool_hash,
+                               "profile": profile, "source": package_hash(),
+                               "trial": file_digest(spec.trial) if trial is not None else None,
+                               "versions": {k: v for k, v in environment_info().items()
+                                            if k != "git_commit"}}, sort_keys=True))
+    if not force:
+        hit = _cached_grid(out_root, grid_key, spec, data)
+        if hit is not None:
+            say(f"all {total} fits and every table verified in the cache; nothing to refit")
+            return hit
 
     def tick(label, secs, ok, cached=False):
         nonlocal done
@@ -290,17 +319,36 @@ def fit_grid(
     say("tipping point: refits at the candidate sceptical priors")
     tip_df = tipping_table(fits, spec, data, trial, fit_cached, out_root)
 
+    say("checks: posterior predictive check against the publication, Kaplan-Meier anchors, PH test")
+    ppc_rows = modelcheck.ppc_rows(fits, trial, spec.seed) if trial is not None else []
+    misfit = ppc.misfitting(ppc_rows)
+    for df in (results,):
+        bad = [(m, p) in misfit for m, p in zip(df.model, df.prior)]
+        df.loc[bad, "flag"] = [("; ".join(x for x in (f, "PPC MISFIT: misses a published number") if x))
+                               for f in df.loc[bad, "flag"]]
+    anchors_df = pd.DataFrame(modelcheck.anchor_rows(data, spec.milestones, spec.rmst_horizons, spec.seed))
+    ph_df = pd.DataFrame(modelcheck.ph_rows(data, spec.cuts, trial), columns=modelcheck.PH_COLUMNS)
+    pooled_df = pd.DataFrame(pool_rows, columns=RESULT_COLUMNS) if pool_data else None
+    head_df = pd.DataFrame(headline.apply(spec, fits, pooled, ppc_rows, results, pooled_df, trial, data),
+                           columns=headline.COLUMNS)
+
     reports = out_root / "reports"
     files = {reports / "results.csv": csv_text(results),
              reports / "diagnostics.csv": csv_text(diag_df),
              reports / "loo_compare.csv": csv_text(loo_df),
-             reports / "tipping_point.csv": csv_text(tip_df)}
+             reports / "tipping_point.csv": csv_text(tip_df),
+             reports / "anchors.csv": csv_text(anchors_df),
+             reports / "ph_check.csv": csv_text(ph_df),
+             reports / "headline.csv": csv_text(head_df)}
+    if ppc_rows:
+        files[reports / "ppc.csv"] = ppc.format_ppc_csv(ppc_rows)
     pooling_df = None
     if pool_data:
         pooling_df = pd.DataFrame(ratio_rows)
-        files[reports / "results_pooled.csv"] = csv_text(pd.DataFrame(pool_rows, columns=RESULT_COLUMNS))
+        files[reports / "results_pooled.csv"] = csv_text(pooled_df)
         files[reports / "pooling.csv"] = csv_text(pooling_df)
     grid_manifest = {
+        "grid_key": grid_key,
         "config": display_path(spec.path) if spec.path else None,
         "config_hash": spec.config_hash(),
         "trial": display_path(spec.trial) if spec.trial else None,
@@ -311,19 +359,69 @@ def fit_grid(
         "seed": spec.seed,
         "packages": environment_info(),
         "code_hash": code_hash(),
-        "fits": {f"{m}__{p}": {"gate_passed": f.gate_passed, "cached": f.cached,
-                               "cache_key": f.manifest.get("cache_key")} for (m, p), f in fits.items()},
+        "fits": {f"{m}__{p}": {"gate_passed": f.gate_passed, "cache_key": f.manifest.get("cache_key")}
+                 for (m, p), f in fits.items()},
         "pooled": {f"{m}__{p}": {"gate_passed": f.gate_passed, "replicates": f.diagnostics.get("replicates"),
                                  "cache_key": f.manifest.get("cache_key")} for (m, p), f in pooled.items()},
         "gate_passed": all(f.gate_passed for f in fits.values()) and all(f.gate_passed for f in pooled.values()),
     }
+    grid_manifest["tables"] = {str(p.relative_to(out_root)): sha(t.encode() if isinstance(t, str) else t)
+                               for p, t in files.items()}
     files[reports / "fit_manifest.json"] = json.dumps(jsonable(grid_manifest), indent=2, sort_keys=True) + "\n"
     write_many_atomic(files)
 
-    grid = GridResult(fits, results, diag_df, loo_df, tip_df, pooling_df, pooled, out_root, spec)
+    grid = GridResult(fits, results, diag_df, loo_df, tip_df, pooling_df, pooled, out_root, spec,
+                      pd.DataFrame(ppc_rows), anchors_df, ph_df, head_df)
+    grid.grid_key = grid_key
     if strict and grid.failed:
         raise FitFailedError(f"{len(grid.failed)} fit(s) failed the diagnostic gate: "
                              + ", ".join(f"{m}/{p}" for m, p in grid.failed))
+    return grid
+
+
+def _cached_grid(out_root: Path, grid_key: str, spec: RunSpec, data) -> GridResult | None:
+    """The grid as written by the last run, if nothing it depends on changed and every
+    fit and table on disk is verifiably the one that run wrote (fits are loaded lazily)."""
+    import pandas as pd
+
+    reports = out_root / "reports"
+    try:
+        gm = json.loads((reports / "fit_manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if gm.get("grid_key") != grid_key or not outputs_verified(gm.get("tables", {}), out_root):
+        return None
+    folders, pooled_folders = {}, {}
+    for model in spec.models:
+        for pname in spec.priors:
+            name = f"{model}__{pname}"
+            folder = out_root / "models" / name
+            entry = gm.get("fits", {}).get(name)
+            if not entry or not fitstore.verified_on_disk(folder, entry.get("cache_key")):
+                return None
+            folders[(model, pname)] = folder
+            if name in gm.get("pooled", {}):
+                if not fitstore.verified_on_disk(folder, gm["pooled"][name].get("cache_key"), "pooled.nc"):
+                    return None
+                pooled_folders[(model, pname)] = folder
+    fits = fitstore.LazyFits(folders, spec.priors, data_of=lambda k: data)
+    pooled = fitstore.LazyFits(pooled_folders, spec.priors, "pooled.nc", data_of=lambda k: data)
+    gate_ok = {f"{m}__{p}" for m, p in folders if gm["fits"][f"{m}__{p}"].get("gate_passed")}
+
+    def _csv(name):
+        p = reports / name
+        return pd.read_csv(p) if p.exists() else None
+
+    results = _csv("results.csv")
+    results["flag"] = results["flag"].fillna("")  # written empty, read back as NaN
+    grid = GridResult(fits, results, _csv("diagnostics.csv"), _csv("loo_compare.csv"),
+                      _csv("tipping_point.csv"), _csv("pooling.csv"), pooled, out_root, spec,
+                      _csv("ppc.csv"), _csv("anchors.csv"), _csv("ph_check.csv"), _csv("headline.csv"))
+    grid.cached_failed = [k for k in folders if f"{k[0]}__{k[1]}" not in gate_ok]
+    grid.cached_failed += [k for k in pooled_folders
+                           if not gm["pooled"][f"{k[0]}__{k[1]}"].get("gate_passed")
+                           and k not in grid.cached_failed]
+    grid.grid_key = grid_key
     return grid
 
 
@@ -343,41 +441,53 @@ def _pooled_headline_rows(pf: FitResult, rows: list[dict], ratios: dict, spec: R
 def load_grid(out_root: str | Path, spec: RunSpec, data_hash: str | None = None) -> GridResult:
     """Reload the fits and tables written by :func:`fit_grid` (for reporting).
 
-    Every fit must match its manifest (SHA-256 of the file), and the manifest
-    must have been made with the run spec's current configuration (and, if
-    ``data_hash`` is given, from that IPD file); anything else raises
-    :class:`~kmbayes.errors.InputError` asking for a refit, so a report never
-    draws today's prior over yesterday's posterior.
+    The grid manifest (``reports/fit_manifest.json``) must have been made
+    with the run spec's current configuration (and, if ``data_hash`` is
+    given, from that IPD file), every fit must match its manifest (SHA-256 of
+    the file), and every manifest's cache key must be the one the grid
+    manifest lists; anything else raises :class:`~kmbayes.errors.InputError`
+    asking for a refit, so a report never draws today's prior over
+    yesterday's posterior.
     """
     import pandas as pd
 
     out_root = Path(out_root)
+    reports = out_root / "reports"
+    try:
+        gm = json.loads((reports / "fit_manifest.json").read_text())
+    except (OSError, ValueError):
+        raise InputError("--output", f"no fitted grid under {display_path(out_root)} "
+                         "(run `kmbayes fit` first)") from None
+    if gm.get("config_hash") != spec.config_hash():
+        raise InputError("--config", "the fits were made with another configuration; run `kmbayes fit` first")
+    if data_hash is not None and gm.get("data_hash") != data_hash:
+        raise InputError("--data", "the fits were made from other data; run `kmbayes fit` first")
     fits, pooled = {}, {}
-    want = spec.config_hash()
     for model in spec.models:
         for pname, prior in spec.priors.items():
-            folder = out_root / "models" / f"{model}__{pname}"
+            name = f"{model}__{pname}"
+            folder = out_root / "models" / name
             fit = fitstore.read_stored(folder)
-            if fit.manifest.get("config_hash") != want:
-                raise InputError("--config", f"the fit of {model}/{pname} was made with another "
-                                 "configuration; run `kmbayes fit` first")
-            if data_hash is not None and fit.manifest.get("data_hash") != data_hash:
-                raise InputError("--data", f"the fit of {model}/{pname} was made from other data; "
-                                 "run `kmbayes fit` first")
+            if fit.manifest.get("cache_key") != gm.get("fits", {}).get(name, {}).get("cache_key"):
+                raise InputError("--output", f"the fit of {model}/{pname} is not the one the tables were "
+                                 "made from; run `kmbayes fit` first")
             fit.prior = prior
             fits[(model, pname)] = fit
-            if (folder / "pooled.nc").exists():
+            if name in gm.get("pooled", {}):
                 pf = fitstore.read_stored(folder, "pooled.nc", data=fit.data)
+                if pf.manifest.get("cache_key") != gm["pooled"][name].get("cache_key"):
+                    raise InputError("--output", f"the pooled fit of {model}/{pname} is not the one the "
+                                     "tables were made from; run `kmbayes fit` first")
                 pf.prior = prior
                 pooled[(model, pname)] = pf
-    reports = out_root / "reports"
 
     def _csv(name):
         p = reports / name
         return pd.read_csv(p) if p.exists() else None
 
     return GridResult(fits, _csv("results.csv"), _csv("diagnostics.csv"), _csv("loo_compare.csv"),
-                      _csv("tipping_point.csv"), _csv("pooling.csv"), pooled, out_root, spec)
+                      _csv("tipping_point.csv"), _csv("pooling.csv"), pooled, out_root, spec,
+                      _csv("ppc.csv"), _csv("anchors.csv"), _csv("ph_check.csv"), _csv("headline.csv"))
 
 
 def stored_or_fast_grid(spec: RunSpec, root: str | Path, ipd: str | Path, *, fast: bool) -> GridResult:

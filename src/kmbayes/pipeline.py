@@ -142,24 +142,88 @@ def fit_step(spec, ipd: Path, replicates: Path | None, layout: Layout, *, fast: 
     )
 
 
+def _cached_step(record: Path, key: str | None, root: Path) -> dict | None:
+    """The record of a step's last outputs if made from ``key`` and still on disk unchanged."""
+    import json
+
+    from .provenance import outputs_verified
+
+    if key is None:
+        return None
+    try:
+        doc = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if doc.get("key") == key and outputs_verified(doc.get("files", {}), root) else None
+
+
+def _record_step(record: Path, key: str | None, root: Path, paths, **extra) -> None:
+    import json
+
+    from .provenance import file_sha
+
+    if key is None:
+        return
+    files = {str(Path(p).relative_to(root)): file_sha(p) for p in paths}
+    write_text_atomic(record, json.dumps({"key": key, "files": files, **extra}, indent=1, sort_keys=True))
+
+
 def figures_step(grid, ipd: Path, trial, layout: Layout) -> list[Path]:
+    """Draw the figures, unless the last run drew them from the same grid and they are unchanged."""
+    from .provenance import sha
+
+    key = sha(f"figures:{grid.grid_key}") if getattr(grid, "grid_key", None) else None
+    record = layout.figures / ".figures.json"
+    hit = _cached_step(record, key, layout.root)
+    if hit is not None:
+        _say("  figures verified in the cache; not redrawn")
+        return [layout.root / f for f in hit["files"]]
     from .data import read_ipd
     from .figures import draw_all
 
-    return draw_all(grid, read_ipd(ipd, trial), trial, layout.figures)
+    paths = draw_all(grid, read_ipd(ipd, trial), trial, layout.figures)
+    _record_step(record, key, layout.root, paths)
+    return paths
 
 
 def report_step(grid, spec, trial, check_csv: Path | None, layout: Layout, *, seed: int) -> tuple[Path, str]:
     """Write ``reports/reanalysis.md``; return its path and the plain-language summary."""
+    from .provenance import file_sha, sha
+
+    key = None
+    if getattr(grid, "grid_key", None):
+        chk = file_sha(check_csv) if check_csv and Path(check_csv).exists() else ""
+        key = sha(f"report:{grid.grid_key}:{seed}:{chk}:{reproducibility(spec, seed)}")
+    record = layout.reports / ".report.json"
+    hit = _cached_step(record, key, layout.root)
+    if hit is not None:
+        _say("  report verified in the cache; not rewritten")
+        return layout.reports / "reanalysis.md", hit["summary"]
+    path, summary = _write_report(grid, spec, trial, check_csv, layout, seed=seed)
+    _record_step(record, key, layout.root, [path, layout.reports / "hr_intervals.csv"], summary=summary)
+    return path, summary
+
+
+def _write_report(grid, spec, trial, check_csv, layout: Layout, *, seed: int) -> tuple[Path, str]:
     import pandas as pd
 
-    from .report import interval_frame, plain_summary, sampling_items, write_report
+    from .headline import sentences
+    from .report import interval_frame, sampling_items, write_report
 
     results = pd.read_csv(layout.reports / "results.csv")
     diag = pd.read_csv(layout.reports / "diagnostics.csv")
     intervals = interval_frame(grid.fits)
     write_text_atomic(layout.reports / "hr_intervals.csv", intervals.to_csv(index=False, float_format="%.6g"))
-    extra = {}
+    head = pd.read_csv(layout.reports / "headline.csv")
+    summary = " ".join(sentences(head, trial))
+    failed = grid.failed
+    if failed:
+        summary += (" WARNING: " + ", ".join(f"{m}/{p}" for m, p in failed)
+                    + " failed the diagnostic gate (flagged in every table).")
+    extra = {"Headline": summary + "\n\n" + _headline_text(head)}
+    checks = _checks_text(layout.reports)
+    if checks:
+        extra["Checks of the models and model-free anchors"] = checks
     tp = layout.reports / "tipping_point.csv"
     if tp.exists():
         extra["Tipping point"] = _tipping_text(pd.read_csv(tp))
@@ -178,10 +242,73 @@ def report_step(grid, spec, trial, check_csv: Path | None, layout: Layout, *, se
         horizons=list(spec.rmst_horizons),
         repro=reproducibility(spec, seed),
         extra_sections=extra,
+        summary=summary,
+        priors_used=spec.priors,
+        mcid_hr=spec.mcid_hr,
         sampling=sampling_items(grid.fits, results[~results.quantity.str.startswith("pooled_")]),
     )
     write_text_atomic(layout.reports / "reanalysis.md", text)
-    return layout.reports / "reanalysis.md", plain_summary(results, diag, trial, intervals)
+    return layout.reports / "reanalysis.md", summary
+
+
+def _fmt(x, nd: int = 3) -> str:
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    return "" if x != x else f"{x:.{nd}g}"
+
+
+def _headline_text(head) -> str:
+    from .headline import MODEL_NAMES
+    from .report import _md_table
+
+    rows = [[r.role, MODEL_NAMES.get(r.model, r.model), r.prior, r.quantity, _fmt(r.estimate),
+             _fmt(r.lower), _fmt(r.upper), "" if r.note != r.note else str(r.note)]
+            for r in head.itertuples(index=False)]
+    return _md_table(["Role", "Model", "Prior", "Quantity", "Estimate", "Lower", "Upper", "Note"], rows)
+
+
+def _checks_text(reports: Path) -> str:
+    """PPC verdict counts, Kaplan-Meier anchors and the PH check, as Markdown."""
+    import pandas as pd
+
+    from .headline import MODEL_NAMES
+    from .report import _md_table
+
+    parts = []
+    if (reports / "ppc.csv").exists():
+        ppc = pd.read_csv(reports / "ppc.csv")
+        rows = []
+        for (m, p), g in ppc.groupby(["model", "prior"], sort=False):
+            bad = g[g.verdict != "ok"]
+            rows.append([MODEL_NAMES.get(m, m), p, f"{len(g) - len(bad)} of {len(g)}",
+                         ", ".join(f"{r.statistic} {r.arm}" for r in bad.itertuples()) or "none"])
+        parts.append("Posterior predictive check against every published landmark and median "
+                     "(`reports/ppc.csv`: replicated trials of the published size and censoring; "
+                     "a published value outside the central 95% of the replicates is a misfit):\n\n"
+                     + _md_table(["Model", "Prior", "Published numbers reproduced", "Missed"], rows))
+    if (reports / "anchors.csv").exists():
+        a = pd.read_csv(reports / "anchors.csv")
+        rows = [[r.quantity, _fmt(r.estimate), f"{_fmt(r.lower)} to {_fmt(r.upper)}",
+                 f"{_fmt(r.bb_lower)} to {_fmt(r.bb_upper)}", _fmt(r.p_gt_0)] for r in a.itertuples()]
+        parts.append("Model-free anchors: Kaplan-Meier differences (treatment minus reference) of the "
+                     "reconstructed data, with a 95% Wald interval and a Bayesian-bootstrap 95% interval "
+                     "and P(difference > 0) (`reports/anchors.csv`):\n\n"
+                     + _md_table(["Quantity", "Kaplan-Meier", "Wald 95%", "Bayesian bootstrap 95%",
+                                  "P(> 0)"], rows))
+    if (reports / "ph_check.csv").exists():
+        ph = pd.read_csv(reports / "ph_check.csv")
+        rows = [[r.test, r.window, _fmt(r.hr), f"{_fmt(r.lower)} to {_fmt(r.upper)}", _fmt(r.p),
+                 "" if r.deaths_ref != r.deaths_ref else f"{int(r.deaths_ref)} / {int(r.deaths_trt)}",
+                 "" if r.support != r.support else str(r.support)] for r in ph.itertuples()]
+        parts.append("Proportional hazards: Grambsch-Therneau test and Cox fits within windows of the "
+                     "reconstructed data. A window is *pinned* when published numbers fix the curves at "
+                     "both its ends, *interpolated* when its shape is the reconstruction's assumption "
+                     "(`reports/ph_check.csv`):\n\n"
+                     + _md_table(["Test", "Window", "HR", "95% CI", "p", "Deaths ref / trt", "Support"],
+                                 rows))
+    return "\n\n".join(parts)
 
 
 def _tipping_text(tp) -> str:
@@ -222,36 +349,61 @@ def reproducibility(spec, seed: int) -> dict:
     return info
 
 
-def update_readme_results(results_csv: Path, readme: Path = REPO_ROOT / "README.md") -> bool:
-    """Replace the README's headline table with one generated from ``results.csv``."""
+def update_readme_results(reports: Path, trial, readme: Path = REPO_ROOT / "README.md") -> bool:
+    """Replace the README's headline block with one generated from ``headline.csv`` and ``results.csv``.
+
+    The block states the headline by the headline rule (:mod:`kmbayes.headline`)
+    and lists every model under the headline prior with whether it passed the
+    checks, so no README number comes from a model that fails its check
+    without saying so.
+    """
     import pandas as pd
 
-    from .report import MODEL_NAMES, PRIOR_ORDER, _ci, _get, _md_table, _pct
+    from .headline import MODEL_NAMES, sentences
+    from .report import _md_table
 
     if not readme.exists():
         return False
     text = readme.read_text(encoding="utf-8")
     if RESULTS_START not in text or RESULTS_END not in text:
         return False
-    res = pd.read_csv(results_csv)
+    head = pd.read_csv(reports / "headline.csv")
+    res = pd.read_csv(reports / "results.csv")
+    pooled = reports / "results_pooled.csv"
+    pres = pd.read_csv(pooled) if pooled.exists() else None
     rows = []
-    for model in ("weibull_ph", "piecewise_ph", "piecewise_tv"):
-        for prior in PRIOR_ORDER:
-            hr = _get(res, model, prior, "hr")
-            p = _get(res, model, prior, "p_hr_lt_1")
-            d = _get(res, model, prior, "rmst_diff_96")
-            if hr is None:
-                continue
-            rows.append([MODEL_NAMES.get(model, model), prior, _ci(hr.estimate, hr.lower, hr.upper),
-                         _pct(p.estimate) if p is not None else "",
-                         _ci(d.estimate, d.lower, d.upper, 1) if d is not None else ""])
-    table = _md_table(["Model", "Prior", "HR (95% CrI)", "P(HR < 1)", "ΔRMST to 96 months (95% CrI)"], rows)
-    head, _, rest = text.partition(RESULTS_START)
+    for r in head[head.role == "candidate"].itertuples():
+        src = pres if pres is not None else res
+        sel = src[(src.model == r.model) & (src.prior == r.prior)].set_index("quantity")
+
+        def cell(q, pct=False, sel=sel):
+            if q not in sel.index:
+                return ""
+            x = sel.loc[q]
+            if pct:
+                return _pct_cell(x.estimate)
+            return f"{x.estimate:.2f} ({x.lower:.2f} to {x.upper:.2f})"
+
+        note = str(r.note).split("; ", 1)
+        effect = cell("cure_difference") if r.model == "cure" else cell("hr")
+        p = cell("p_cure_difference_gt_0", True) if r.model == "cure" else cell("p_hr_lt_1", True)
+        rows.append([MODEL_NAMES.get(r.model, r.model), note[0], effect, p,
+                     note[1] if len(note) > 1 else ""])
+    table = _md_table(["Model", "Effect measure", "Estimate (95% CrI)", "P(benefit)", "Status"], rows)
+    block = (" ".join(sentences(head, trial)) + "\n\n"
+             + f"Every model under the headline prior ({head.prior.iloc[0]}), "
+             + ("pooled over reconstruction replicates" if pres is not None else "single reconstruction")
+             + "; P(benefit) is P(HR < 1), or P(cure difference > 0) for the cure model:\n\n" + table)
+    head_, _, rest = text.partition(RESULTS_START)
     _, _, tail = rest.partition(RESULTS_END)
-    new = f"{head}{RESULTS_START}\n{table}\n{RESULTS_END}{tail}"
+    new = f"{head_}{RESULTS_START}\n{block}\n{RESULTS_END}{tail}"
     if new != text:
         write_text_atomic(readme, new)
     return True
+
+
+def _pct_cell(x: float) -> str:
+    return ">99.9%" if x > 0.999 else "<0.1%" if x < 0.001 else f"{100 * x:.1f}%"
 
 
 # --------------------------------------------------------------------------- commands
@@ -315,7 +467,7 @@ def run_command(args) -> int:
     _say(f"[4/4] report -> {layout.reports / 'reanalysis.md'}")
     report, summary = timed("report", lambda: report_step(grid, spec, trial, check_csv, layout, seed=seed))
     if layout.root == REPO_ROOT.resolve() and is_spec_trial:
-        update_readme_results(layout.reports / "results.csv")
+        update_readme_results(layout.reports, trial)
 
     _say("")
     _say(summary)

@@ -107,3 +107,21 @@ def jsonable(x):
     if isinstance(x, Path):
         return str(x)
     return x
+
+
+@cache
+def package_hash() -> str:
+    """Hash of the whole package's source: tables, figures and reports depend on all of it."""
+    h = hashlib.sha256()
+    for f in sorted(PACKAGE_DIR.rglob("*.py")):
+        h.update(str(f.relative_to(PACKAGE_DIR)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def outputs_verified(record: dict, root: Path) -> bool:
+    """True if every file in ``record`` (relative path -> SHA-256) exists under ``root`` with that hash."""
+    try:
+        return bool(record) and all(file_sha(root / rel) == digest for rel, digest in record.items())
+    except OSError:
+        return False

@@ -367,12 +367,19 @@ def write_report(
     repro: dict,
     extra_sections: dict[str, str] | None = None,
     sampling: list[str] | None = None,
+    summary: str | None = None,
+    priors_used: dict | None = None,
+    mcid_hr: float | None = None,
 ) -> str:
     """Compose ``reanalysis.md`` and return its text (the caller writes it atomically).
 
     ``sampling``: the numbered method items on sampling and the gate
-    (:func:`sampling_items`).
+    (:func:`sampling_items`); ``summary``: the headline sentences
+    (:func:`kmbayes.headline.sentences`); ``priors_used``: the run's priors
+    (id -> PriorSpec), listed as used.
     """
+    from .families import get as get_family
+    from .headline import MODEL_NAMES as HEAD_NAMES
     rel_fig = Path(_relpath(figures_dir, path.parent))
     arms = "; ".join(f"`{a.id}` = {a.name} (n = {a.n}, {a.events} events)" for a in trial.arms.values())
     published = []
@@ -402,7 +409,7 @@ def write_report(
         "",
         "## Summary",
         "",
-        plain_summary(results, diagnostics, trial, intervals),
+        summary if summary is not None else plain_summary(results, diagnostics, trial, intervals),
         "",
         "## What was done",
         "",
@@ -414,8 +421,13 @@ def write_report(
         "",
         "   " + (f"Held out (never used to reconstruct; the check): {held}." if held else ""),
         "2. **Reconstruction.** Patient-level data that reproduce every published statistic (`kmbayes reconstruct`), plus replicates that vary where the published numbers leave freedom.",
-        "3. **Models.** Weibull proportional hazards; piecewise-exponential proportional hazards; piecewise-exponential with an interval-specific log HR shrunk towards a common mean (time-varying effect).",
-        "4. **Priors on the (mean) log HR** (Spiegelhalter et al. 2004): reference N(0, 10²); sceptical centred on no effect with 5% probability of HR < MCID; enthusiastic centred on the MCID with 5% probability of HR > 1; pessimistic, its mirror image.",
+        "3. **Models.** " + "; ".join(
+            f"{HEAD_NAMES.get(m, m)} (effect: {get_family(m).effect_name})"
+            for m in dict.fromkeys(results.model)) + ".",
+        "4. **Priors on each model's log HR** (Spiegelhalter et al. 2004"
+        + (f"; minimal clinically important difference HR {mcid_hr:g}" if mcid_hr else "") + "): "
+        + ("; ".join(f"{pid}: {p.description or 'custom'} (log HR ~ N({p.mu:.3g}, {p.sigma:.3g}²))"
+                     for pid, p in priors_used.items()) if priors_used else "as in the run spec") + ".",
         *(sampling or ["5. **Diagnostics gate** (Vehtari et al. 2021): failing fits are retried and then flagged."]),
         "",
         "## Reconstruction check",
@@ -449,9 +461,9 @@ def write_report(
             parts.append(f"- [{stem}]({rel_fig / (stem + '.png')}) ([PDF]({rel_fig / (stem + '.pdf')})): {caption}")
     parts += [
         "",
-        "## Conclusion: what the data can and cannot support",
+        "## What reconstructed data can and cannot support",
         "",
-        conclusion(results, trial, intervals),
+        limits_text(trial),
         "",
         "## Reproducibility",
         "",
@@ -469,6 +481,23 @@ def write_report(
     if trial.citation:
         parts.append(f"- {trial.citation}")
     return "\n".join(parts) + "\n"
+
+
+def limits_text(trial: Trial) -> str:
+    """What any reconstruction-based reanalysis cannot support (true for every trial)."""
+    curves = all(a.curve is not None for a in trial.arms.values())
+    return "\n".join([
+        "- The reconstruction reproduces the published numbers, not the patients: covariates, "
+        "stratification, subgroups and any adjustment in the published analysis are not available.",
+        "- " + ("The digitized curves fix the shape of the survival curves up to reading error."
+                if curves else
+                "Between the published time points the shape of the curves is an assumption of the "
+                "reconstruction: hazard ratios in stretches marked *interpolated* rest on it."),
+        "- The replicates' spread carries the reconstruction's uncertainty into the pooled posteriors; "
+        "it cannot carry errors in the published numbers themselves.",
+        "- A posterior probability under a stated prior is a summary of evidence, not a confirmatory "
+        "test; the design (phase, endpoint hierarchy, multiplicity) is the publication's to state.",
+    ])
 
 
 def _relpath(target: Path, start: Path) -> str:

@@ -70,6 +70,8 @@ class RunSpec:
     pool_replicates: bool = True
     data: Path | None = None
     tipping_threshold: float = 0.95
+    #: the prior of the headline (``[priors] headline``; see :mod:`kmbayes.headline`)
+    headline_prior: str | None = None
     path: Path | None = None
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -98,6 +100,7 @@ class RunSpec:
             "seed": self.seed,
             "replicates": self.replicates,
             "estimands": [list(self.milestones), list(self.rmst_horizons)],
+            "headline": self.headline_prior,
         }
         return sha(json.dumps(doc, sort_keys=True))
 
@@ -218,6 +221,9 @@ def parse_spec(doc: dict, base: Path | None = None, path: Path | None = None) ->
         if not isinstance(pid, str):
             raise InputError("priors.ids", f"expected strings, got {pid!r}")
     prior_specs = priors.prior_set(pids, mcid, tail, customs)
+    head = _get(pt_, "headline", "priors", str, "sceptical" if "sceptical" in pids else pids[0])
+    if head not in prior_specs:
+        raise InputError("priors.headline", f"{head!r} is not one of priors.ids")
 
     st = _table(doc, "sampler")
     sampler = _sampler({k: v for k, v in st.items() if not isinstance(v, dict)}, "sampler", SamplerSettings())
@@ -271,7 +277,7 @@ def parse_spec(doc: dict, base: Path | None = None, path: Path | None = None) ->
         fast_sampler=fast, pool_sampler=pool_s, milestones=milestones, rmst_horizons=horizons,
         gate=gate, fast_gate=fast_gate, fast_replicates=fast_reps, pool_gate=pool_gate,
         model_sampler=model_sampler, pool_replicates=pool,
-        data=data, tipping_threshold=thr, path=path, raw=doc,
+        data=data, tipping_threshold=thr, headline_prior=head, path=path, raw=doc,
     )
 
 

@@ -167,6 +167,38 @@ def piecewise_pointwise(log_rate_by_arm, data, cuts) -> np.ndarray:
     return out
 
 
+def event_weights(data, edges) -> np.ndarray:
+    """omega: each interval's share of all observed deaths (uniform if there are none).
+
+    The weights of the *event-weighted average log HR*, sum_j omega_j log HR_j:
+    the time-varying families put the prior set on this average, so it is a
+    defined quantity (a death-weighted summary of HR(t), close to what a Cox
+    fit of a non-PH effect estimates) rather than an unweighted mean of
+    interval effects whose value depends on where the cut points fall.
+    """
+    d = data.event_matrix(edges).sum(axis=0)
+    total = d.sum()
+    return d / total if total > 0 else np.full(d.shape, 1.0 / d.size)
+
+
+def early_late(log_hr, edges, omega, split: float) -> dict[str, np.ndarray]:
+    """Event-weighted average HR before and after ``split``, and their ratio.
+
+    ``log_hr`` (S, J) per interval of ``edges``; an interval counts as late if
+    its midpoint is at or after ``split``. NaN where a period holds no deaths.
+    """
+    edges = np.asarray(edges, float)
+    mid = np.where(np.isfinite(edges[1:]), 0.5 * (edges[:-1] + edges[1:]), np.inf)
+
+    def avg(mask):
+        w = omega * mask
+        return log_hr @ (w / w.sum()) if w.sum() > 0 else np.full(log_hr.shape[0], np.nan)
+
+    early, late = avg(mid < split), avg(mid >= split)
+    return {"hr_early": np.exp(early), "hr_late": np.exp(late),
+            "hr_ratio_late_early": np.exp(late - early)}
+
+
 class Family:
     """Interface of a model family (one instance per module).
 
@@ -178,8 +210,14 @@ class Family:
 
     name: str = ""
     uses_cuts: bool = False
-    #: posterior variable holding the headline log HR (mean log HR for tv)
+    #: posterior variable holding the log HR the prior set acts on
     log_hr_var: str = "log_hr"
+    #: what exp(log_hr_var) is, for tables and prose
+    effect_name: str = "hazard ratio (proportional hazards)"
+
+    def family_estimands(self, post, data, ctx) -> dict[str, np.ndarray]:
+        """Family-specific named draws (cure fractions, HR(t) summaries); none by default."""
+        return {}
 
     def build(self, data, prior, *, cuts=DEFAULT_CUTS, baseline=None):
         raise NotImplementedError

@@ -93,6 +93,7 @@ class MixtureCure(Family):
     name = "cure"
     uses_cuts = False
     log_hr_var = "log_hr_uncured"
+    effect_name = "hazard ratio among the uncured"
 
     def data_values(self, data, cuts=None):
         return {"t": data.time, "d": data.event, "x": data.arm.astype(float)}

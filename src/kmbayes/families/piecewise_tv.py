@@ -5,13 +5,16 @@ interval to the next. The interval log HRs follow a first-order random walk,
 centred on a common mean::
 
     w_1 = 0,  w_j = w_{j-1} + tau z_j  (z_j ~ Normal(0, 1), j = 2..J)
-    log HR_j = log_hr_mean + w_j - mean(w)
+    log HR_j = log_hr_mean + w_j - sum_j omega_j w_j
 
 with tau ~ HalfNormal(tau_scale): tau is the SD of the change in log HR
-between adjacent intervals. The prior set (sceptical, enthusiastic, ...)
-applies to ``log_hr_mean``, the average log HR over the intervals, so "how
-sceptical" means the same thing as in the PH models; the headline HR of this
-model is exp(log_hr_mean). With tau near 0 the model reduces to PH.
+between adjacent intervals, and omega_j the share of all observed deaths that
+fall in interval j (data, :func:`._common.event_weights`). So ``log_hr_mean``
+is by construction the *event-weighted average log HR*, sum_j omega_j log
+HR_j: a defined quantity, which does not move when an interval with few
+deaths is split or merged. The prior set (sceptical, enthusiastic, ...)
+applies to it, so "how sceptical" means the same thing as in the PH models.
+With tau near 0 the model reduces to PH.
 
 Why a random walk rather than exchangeable (hierarchical) interval effects:
 time is ordered, and adjacent periods of follow-up are more alike than distant
@@ -39,6 +42,9 @@ arXiv:1312.0906; 2013 (non-centred parameterisation).
 
 from __future__ import annotations
 
+import numpy as np
+
+from ._common import early_late, event_weights
 from .piecewise_ph import PiecewisePH
 
 
@@ -46,6 +52,10 @@ class PiecewiseTV(PiecewisePH):
     name = "piecewise_tv"
     uses_cuts = True
     log_hr_var = "log_hr_mean"
+    effect_name = "event-weighted average hazard ratio"
+
+    def data_values(self, data, cuts):
+        return {**super().data_values(data, cuts), "omega": event_weights(data, cuts)}
 
     def _effect(self, pm, pv, bv):
         import pytensor.tensor as pt
@@ -60,7 +70,8 @@ class PiecewiseTV(PiecewisePH):
         model.add_coord("change", labels[1:])
         z = pm.Normal("z", 0.0, 1.0, dims="change")
         walk = pt.concatenate([pt.zeros(1), pt.cumsum(tau * z)])
-        return pm.Deterministic("log_hr_interval", mean + walk - walk.mean(), dims="interval")
+        omega = model["omega"]
+        return pm.Deterministic("log_hr_interval", mean + walk - pt.dot(omega, walk), dims="interval")
 
     def _deterministics(self, pm, pt, effect):
         pm.Deterministic("hr_interval", pt.exp(effect), dims="interval")
@@ -68,6 +79,17 @@ class PiecewiseTV(PiecewisePH):
 
     def log_hr_by_interval(self, post, ctx):
         return post["log_hr_interval"]
+
+    def family_estimands(self, post, data, ctx) -> dict[str, np.ndarray]:
+        """``hr_avg_event_weighted`` and the early/late HRs split at ``ctx["split"]``
+        (default: the middle finite cut), see :func:`._common.early_late`."""
+        from .smooth_tv import default_split
+
+        cuts = np.asarray(ctx["cuts"], float)
+        split = float(ctx.get("split") or default_split(ctx["cuts"]))
+        out = early_late(post["log_hr_interval"], cuts, event_weights(data, cuts), split)
+        out["hr_avg_event_weighted"] = np.exp(post["log_hr_mean"])
+        return out
 
 
 FAMILY = PiecewiseTV()

@@ -70,6 +70,8 @@ from ._common import (
     Family,
     censored_loglik,
     check_cuts,
+    early_late,
+    event_weights,
     interval_labels,
     piecewise_cumhaz,
     piecewise_median,
@@ -91,13 +93,6 @@ def fine_cuts(cuts) -> tuple[float, ...]:
     return tuple(float(x) for x in np.linspace(0.0, top, N_FINE + 1)) + (math.inf,)
 
 
-def event_weights(data, grid) -> np.ndarray:
-    """omega: share of all observed deaths in each grid interval (uniform if there are none)."""
-    d = data.event_matrix(grid).sum(axis=0)
-    total = d.sum()
-    return d / total if total > 0 else np.full(d.shape, 1.0 / d.size)
-
-
 def default_split(cuts) -> float:
     """The middle finite cut point > 0 (lower middle for an even count); CLOCC: 36."""
     inner = [x for x in check_cuts(cuts) if 0 < x < math.inf]
@@ -108,6 +103,7 @@ class SmoothTV(Family):
     name = "smooth_tv"
     uses_cuts = True
     log_hr_var = "log_hr_avg"
+    effect_name = "event-weighted average hazard ratio"
     #: deterministics :func:`kmbayes.families.prior_predictive_survival` must draw
     predictive_deterministics = ("log_base_grid", "log_hr_grid")
 
@@ -188,26 +184,12 @@ class SmoothTV(Family):
     def family_estimands(self, post, data, ctx) -> dict[str, np.ndarray]:
         """Named draws: ``hr_avg_event_weighted``, ``hr_early``, ``hr_late``,
         ``hr_ratio_late_early`` (late / early), split at ``ctx["split"]``
-        (default :func:`default_split`). Early and late are event-weighted
-        averages on the log scale with the same weights omega as the headline;
-        NaN where a period holds no deaths."""
+        (default :func:`default_split`); see :func:`._common.early_late`."""
         grid = np.asarray(fine_cuts(ctx["cuts"]))
         split = float(ctx.get("split") or default_split(ctx["cuts"]))
-        omega = event_weights(data, grid)
-        mid = np.where(np.isfinite(grid[1:]), 0.5 * (grid[:-1] + grid[1:]), np.inf)
-        lh = post["log_hr_grid"]
-
-        def avg(mask):
-            w = omega * mask
-            return lh @ (w / w.sum()) if w.sum() > 0 else np.full(lh.shape[0], np.nan)
-
-        early, late = avg(mid < split), avg(mid >= split)
-        return {
-            "hr_avg_event_weighted": np.exp(post["log_hr_avg"]),
-            "hr_early": np.exp(early),
-            "hr_late": np.exp(late),
-            "hr_ratio_late_early": np.exp(late - early),
-        }
+        out = early_late(post["log_hr_grid"], grid, event_weights(data, grid), split)
+        out["hr_avg_event_weighted"] = np.exp(post["log_hr_avg"])
+        return out
 
 
 FAMILY = SmoothTV()
