@@ -316,8 +316,6 @@ def fit_grid(
     results = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     diag_df = pd.DataFrame([diag_row(f) for f in fits.values()])
     loo_df = loo_table(fits, spec)
-    say("tipping point: refits at the candidate sceptical priors")
-    tip_df = tipping_table(fits, spec, data, trial, fit_cached, out_root)
 
     say("checks: posterior predictive check against the publication, Kaplan-Meier anchors, PH test")
     ppc_rows = modelcheck.ppc_rows(fits, trial, spec.seed) if trial is not None else []
@@ -331,6 +329,14 @@ def fit_grid(
     pooled_df = pd.DataFrame(pool_rows, columns=RESULT_COLUMNS) if pool_data else None
     head_df = pd.DataFrame(headline.apply(spec, fits, pooled, ppc_rows, results, pooled_df, trial, data),
                            columns=headline.COLUMNS)
+    say("tipping point: refits of the headline model at the candidate sceptical priors")
+    chosen = set(head_df.loc[head_df.role == "headline", "model"]) - {"", "cure"}
+    if not chosen:  # a cure-model headline: the tipping point of the best eligible HR model instead
+        cand = head_df[(head_df.role == "candidate") & (head_df.model != "cure")
+                       & ~head_df.note.str.contains("excluded")]
+        lp = loo_df[(loo_df.prior == headline.headline_prior(spec)) & loo_df.model.isin(cand.model)]
+        chosen = set(lp.sort_values("elpd_loo", ascending=False).model[:1])
+    tip_df = tipping_table(fits, spec, data, trial, fit_cached, out_root, refit_models=chosen)
 
     reports = out_root / "reports"
     files = {reports / "results.csv": csv_text(results),

@@ -212,7 +212,7 @@ def _write_report(grid, spec, trial, check_csv, layout: Layout, *, seed: int) ->
 
     results = pd.read_csv(layout.reports / "results.csv")
     diag = pd.read_csv(layout.reports / "diagnostics.csv")
-    intervals = interval_frame(grid.fits)
+    intervals = interval_frame(grid.fits, trial=trial)
     write_text_atomic(layout.reports / "hr_intervals.csv", intervals.to_csv(index=False, float_format="%.6g"))
     head = pd.read_csv(layout.reports / "headline.csv")
     summary = " ".join(sentences(head, trial))
@@ -387,7 +387,8 @@ def update_readme_results(reports: Path, trial, readme: Path = REPO_ROOT / "READ
         note = str(r.note).split("; ", 1)
         effect = cell("cure_difference") if r.model == "cure" else cell("hr")
         p = cell("p_cure_difference_gt_0", True) if r.model == "cure" else cell("p_hr_lt_1", True)
-        rows.append([MODEL_NAMES.get(r.model, r.model), note[0], effect, p,
+        label = "difference in cure fraction" if r.model == "cure" else note[0]
+        rows.append([MODEL_NAMES.get(r.model, r.model), label, effect, p,
                      note[1] if len(note) > 1 else ""])
     table = _md_table(["Model", "Effect measure", "Estimate (95% CrI)", "P(benefit)", "Status"], rows)
     block = (" ".join(sentences(head, trial)) + "\n\n"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -125,29 +124,37 @@ def results_table(res: pd.DataFrame, trial: Trial, milestones: list[float], hori
     return _md_table(header, rows)
 
 
-def interval_frame(fits: dict, model: str = "piecewise_tv") -> pd.DataFrame:
-    """Per-interval HR of the time-varying model: median, 95% CrI and P(HR < 1).
+def interval_frame(fits: dict, models=("piecewise_tv", "smooth_tv"), trial: Trial | None = None) -> pd.DataFrame:
+    """Per-interval HR of the time-varying models: median, 95% CrI, P(HR < 1), deaths,
+    and whether published numbers pin the interval (``support``: ``pinned`` when the
+    curves are published at both ends, ``interpolated`` when the shape inside is
+    the reconstruction's assumption; :func:`kmbayes.pinning.interval_support`).
 
-    One row per prior x interval, computed from the posterior draws
-    (``reports/hr_intervals.csv``).
+    One row per model x prior x interval (``reports/hr_intervals.csv``).
     """
     import numpy as np
 
     from .estimands import interval_hr_draws
+    from .families import interval_labels
+    from .pinning import interval_support
 
     rows = []
     for (m, prior), fit in fits.items():
-        if m != model:
+        if m not in models:
             continue
+        support = dict(zip(
+            [f"hr_{lab}" for lab in interval_labels(fit.ctx["cuts"])],
+            interval_support(trial, fit.ctx["cuts"]) if trial is not None else []))
         t, e = np.asarray(fit.data.time), np.asarray(fit.data.event)
         for label, d in interval_hr_draws(fit).items():
             a, b = (float(x) for x in label.split("_")[1:3])
             lo, med, hi = np.quantile(d, [0.025, 0.5, 0.975])
             deaths = int(((t > a) & (t <= b) & (e == 1)).sum())
-            rows.append(dict(prior=prior, interval=label, start=a, end=b, events=deaths,
-                             estimate=med, lower=lo, upper=hi, p_hr_lt_1=float((d < 1).mean())))
-    return pd.DataFrame(rows, columns=["prior", "interval", "start", "end", "events", "estimate", "lower", "upper",
-                                       "p_hr_lt_1"])
+            rows.append(dict(model=m, prior=prior, interval=label, start=a, end=b, events=deaths,
+                             estimate=med, lower=lo, upper=hi, p_hr_lt_1=float((d < 1).mean()),
+                             support=support.get(label, "")))
+    return pd.DataFrame(rows, columns=["model", "prior", "interval", "start", "end", "events", "estimate",
+                                       "lower", "upper", "p_hr_lt_1", "support"])
 
 
 def _interval_label(start: float, end: float, unit: str) -> str:
@@ -158,15 +165,18 @@ def interval_hr_table(intervals: pd.DataFrame, trial: Trial) -> str:
     """Per-interval HRs of the time-varying model, one column per prior."""
     if intervals is None or intervals.empty:
         return "_No time-varying fit in this run._"
+    if "model" in intervals:
+        intervals = intervals[intervals.model == intervals.model.iloc[0]]
     priors = [p for p in PRIOR_ORDER if p in set(intervals.prior)] + sorted(set(intervals.prior) - set(PRIOR_ORDER))
     rows = []
     for (start, end), grp in intervals.groupby(["start", "end"], sort=True):
-        row = [_interval_label(start, end, trial.time_unit), f"{int(grp.events.iloc[0])}" if "events" in grp else ""]
+        row = [_interval_label(start, end, trial.time_unit), f"{int(grp.events.iloc[0])}" if "events" in grp else "",
+               str(grp.support.iloc[0]) if "support" in grp else ""]
         for p in priors:
             r = grp[grp.prior == p]
             row.append("" if r.empty else f"{_ci(r.estimate.iloc[0], r.lower.iloc[0], r.upper.iloc[0])}; P(HR<1) {_pct(r.p_hr_lt_1.iloc[0])}")
         rows.append(row)
-    return _md_table(["Interval", "Deaths"] + [f"{p} prior" for p in priors], rows)
+    return _md_table(["Interval", "Deaths", "Published numbers"] + [f"{p} prior" for p in priors], rows)
 
 
 def diagnostics_table(diag: pd.DataFrame) -> str:
@@ -189,51 +199,6 @@ def check_table(check_csv: Path) -> str:
     if not rows:
         return "_No check table._"
     return _md_table(rows[0], rows[1:])
-
-
-@dataclass(frozen=True)
-class Timing:
-    """When the benefit appears, read off the time-varying model."""
-
-    onset: float | None  # start of the first interval from which the benefit is clear
-    statement: str
-
-
-def benefit_timing(intervals: pd.DataFrame | None, prior: str, trial: Trial, clear: float = 0.9,
-                   min_events: int = 10) -> Timing:
-    """Describe when the benefit appears from the per-interval HRs.
-
-    The onset is the start of the earliest interval from which every later
-    interval has posterior P(HR < 1) >= ``clear``. Intervals with fewer than
-    ``min_events`` deaths (typically the open last one) are too thin to judge
-    and are left out. If the onset is the first interval, the benefit is
-    present throughout; if no interval qualifies, no period shows a clear
-    benefit.
-    """
-    if intervals is None or intervals.empty:
-        return Timing(None, "")
-    tv = intervals[intervals.prior == prior].sort_values("start")
-    if "events" in tv:
-        tv = tv[tv.events >= min_events]
-    if tv.empty:
-        return Timing(None, "")
-    p = tv.p_hr_lt_1.to_numpy()
-    starts = tv.start.to_numpy()
-    unit = trial.time_unit
-    k = len(p)
-    while k > 0 and p[k - 1] >= clear:
-        k -= 1
-    if k == len(p):
-        return Timing(None, f"no period shows a clear benefit (P(HR < 1) >= {clear:.0%} in the last intervals)")
-    if k == 0:
-        return Timing(0.0, f"the benefit is present throughout follow-up (P(HR < 1) >= {clear:.0%} in every interval)")
-    t = float(starts[k])
-    when = f"{t:g} {unit}"
-    if unit.lower().startswith("month") and t % 12 == 0:
-        when = f"year {int(t // 12)}"
-    early = f"{_pct(p[:k].min())}–{_pct(p[:k].max())}" if k > 1 else _pct(p[0])
-    return Timing(t, f"the benefit appears after {when} (P(HR < 1) per interval {early} before, "
-                     f">= {clear:.0%} from {t:g} {unit} on)")
 
 
 def sampling_items(fits: dict, results: pd.DataFrame) -> list[str]:
@@ -276,81 +241,6 @@ def sampling_items(fits: dict, results: pd.DataFrame) -> list[str]:
               else "no divergences; ") if g else "")
         + "failing fits are retried with safer settings and then flagged.")
     return items
-
-
-def plain_summary(res: pd.DataFrame, diag: pd.DataFrame | None, trial: Trial,
-                  intervals: pd.DataFrame | None = None) -> str:
-    """A short plain-language summary of the headline result.
-
-    Example: "Under a sceptical prior, the probability that local treatment
-    improves overall survival is 96%; the benefit appears after year 3."
-    """
-    treat = trial.arms[trial.treatment_arm].name
-    ref = trial.arms[trial.reference_arm].name
-    model = HEADLINE_MODEL if (res.model == HEADLINE_MODEL).any() else res.model.iloc[0]
-    prior = HEADLINE_PRIOR if (res.prior == HEADLINE_PRIOR).any() else res.prior.iloc[0]
-    p = _get(res, model, prior, "p_hr_lt_1")
-    hr = _get(res, model, prior, "hr")
-    if p is None or hr is None:
-        return "No headline estimate was produced."
-    s = (
-        f"Under a {prior} prior, the probability that {treat} improves {trial.endpoint} "
-        f"compared with {ref} is {_pct(p.estimate)} (HR {_ci(hr.estimate, hr.lower, hr.upper)}, "
-        f"{MODEL_NAMES.get(model, model)} model)"
-    )
-    timing = benefit_timing(intervals, prior, trial)
-    s += f"; {timing.statement}." if timing.statement else "."
-    if diag is not None and "gate_passed" in diag and not diag.gate_passed.astype(str).str.lower().isin(["true", "1"]).all():
-        bad = diag[~diag.gate_passed.astype(str).str.lower().isin(["true", "1"])]
-        s += " WARNING: " + ", ".join(f"{r.model}/{r.prior}" for r in bad.itertuples()) + " failed the diagnostic gate."
-    return s
-
-
-def conclusion(res: pd.DataFrame, trial: Trial, intervals: pd.DataFrame | None = None) -> str:
-    """What the data can and cannot support, in plain language, from the numbers."""
-    treat = trial.arms[trial.treatment_arm].name
-    n = sum(a.n for a in trial.arms.values())
-    ev = sum(a.events for a in trial.arms.values())
-    lines = []
-    p_by_prior = {}
-    for prior in PRIOR_ORDER:
-        r = _get(res, HEADLINE_MODEL, prior, "p_hr_lt_1")
-        if r is not None:
-            p_by_prior[prior] = r.estimate
-    if p_by_prior:
-        lo_p, hi_p = min(p_by_prior.values()), max(p_by_prior.values())
-        worst = min(p_by_prior, key=p_by_prior.get)
-        lines.append(
-            f"- Across the community of priors, P(HR < 1) for {treat} ranges from {_pct(lo_p)} "
-            f"({worst} prior) to {_pct(hi_p)}. "
-            + ("Even a sceptical reader would put high probability on some benefit."
-               if p_by_prior.get("sceptical", 0) >= 0.9 else
-               "A sceptical reader would not be convinced that there is a benefit.")
-        )
-    r07 = _get(res, HEADLINE_MODEL, "sceptical", "p_hr_lt_0.7")
-    if r07 is not None:
-        lines.append(
-            f"- The probability of a clinically important effect (HR < 0.7) under the sceptical prior is "
-            f"{_pct(r07.estimate)}: a benefit is likely, its size is uncertain."
-        )
-    timing = benefit_timing(intervals, "reference", trial)
-    if timing.statement:
-        lines.append(
-            f"- Under the reference prior, {timing.statement}. Proportional hazards is doubtful, so the single HR "
-            "averages a small early and a larger late effect; the milestone and RMST differences do not assume it. "
-            "Each interval rests on few events, so the per-interval HRs are imprecise."
-        )
-    lines.append(
-        f"- The analysis rests on {n} patients and {ev} events reconstructed from published summaries, not on "
-        "the trial's patient-level data; the reconstruction reproduces every published number (check table), "
-        "and the spread across reconstruction replicates is carried into the pooled intervals where reported. "
-        "It cannot recover covariates, stratification or the exact timing of events within intervals."
-    )
-    lines.append(
-        "- This was a randomized phase II trial; a posterior probability of benefit is not a confirmatory result, "
-        "and it cannot say which patients benefit."
-    )
-    return "\n".join(lines)
 
 
 def write_report(
@@ -409,7 +299,7 @@ def write_report(
         "",
         "## Summary",
         "",
-        summary if summary is not None else plain_summary(results, diagnostics, trial, intervals),
+        summary or "_No headline: see the tables below._",
         "",
         "## What was done",
         "",
@@ -441,7 +331,7 @@ def write_report(
         "",
         results_table(results, trial, milestones, horizons),
         "",
-        "### HR over time (piecewise, time-varying)",
+        "### HR over time (time-varying models; per interval)",
         "",
         interval_hr_table(intervals, trial),
         "",

@@ -114,7 +114,7 @@ def prob_mcid(sigma: float, mcid: float) -> float:
 
     return float(stats.norm.cdf(math.log(mcid) / sigma)) if math.isfinite(sigma) else math.nan
 
-def tipping_table(fits, spec, data, trial, fit_cached, out_root):
+def tipping_table(fits, spec, data, trial, fit_cached, out_root, refit_models=None):
     """How sceptical before P(HR < 1) < threshold: the smallest sigma of a N(0, sigma) prior.
 
     Rows (``method``): ``conjugate`` -- closed form from the published HR's CI
@@ -128,8 +128,16 @@ def tipping_table(fits, spec, data, trial, fit_cached, out_root):
     threshold is the model-based tipping point. ``mcse`` is the Monte Carlo
     SE of a refit's P(HR < 1) (about 0.005-0.01): P changes slowly with sigma,
     so the model-based tipping sigma is only determined to about +-0.02.
+
+    ``refit_models`` limits the refits to those models (default: all); the
+    run refits only the headline model, whose tipping point the report states.
+    For the cure model the prior set acts on the HR among the uncured, while
+    its benefit acts through the cure fraction, so "how sceptical about the
+    HR" is not its question: it gets a row saying so and no computation.
     """
     import pandas as pd
+
+    from . import families
 
     thr = spec.tipping_threshold
     rows = []
@@ -156,6 +164,10 @@ def tipping_table(fits, spec, data, trial, fit_cached, out_root):
         if src is None:
             continue
         fit = fits[(model, src)]
+        if families.get(model).effect_name == "hazard ratio among the uncured":
+            add("none", model, f"{src} fit", math.nan, math.nan,
+                note="not computed: the model's benefit acts through the cure fraction, not an HR")
+            continue
         res = tipping_point_is(fit, thr)
         add("normal", model, f"{src} fit", res["sigma_normal"],
             thr if math.isfinite(res["sigma_normal"]) else math.nan,
@@ -187,6 +199,8 @@ def tipping_table(fits, spec, data, trial, fit_cached, out_root):
                 p_norm = priors.conjugate_posterior(tp, y, se).prob_hr_lt(1.0)
                 offsets.append(float(stats.norm.ppf(p) - stats.norm.ppf(p_norm)))
 
+        if refit_models is not None and model not in refit_models:
+            continue
         done_sigmas = set()
         for which, sig in (("normal", res["sigma_normal"]), ("importance", res["sigma"])):
             if math.isfinite(sig) and f"{sig:.6g}" not in done_sigmas:
