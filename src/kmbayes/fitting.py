@@ -124,8 +124,9 @@ def make_tree(**groups):
     return xr.DataTree.from_dict({k: v for k, v in groups.items() if v is not None})
 
 
-def finish_idata(idata, model, data, prior, cuts, baseline):
-    """The sampler's DataTree -> kmbayes' own: draws, kept stats, log-lik, data and attrs."""
+def finish_idata(idata, model, data, prior, cuts, baseline, loglik: bool = True):
+    """The sampler's DataTree -> kmbayes' own: draws, kept stats, log-lik (if ``loglik``),
+    data and attrs."""
     raw = posterior_dataset(idata)
     # Transformed copies (e.g. tau_log__) duplicate their constrained variable.
     post = raw[[v for v in raw.data_vars if not v.endswith("__")]]
@@ -151,7 +152,7 @@ def finish_idata(idata, model, data, prior, cuts, baseline):
         }
     )
     return make_tree(posterior=post, sample_stats=ss,
-                     log_likelihood=log_likelihood_dataset(model, post, data, ctx),
+                     log_likelihood=log_likelihood_dataset(model, post, data, ctx) if loglik else None,
                      constant_data=constant_dataset(data, cuts, baseline))
 
 
@@ -202,7 +203,7 @@ def fit_one(
             attempts.append({**dataclasses.asdict(s), "seed": fseed,
                              "error": " ".join(f"{type(ex).__name__}: {ex}".split())[:300]})
             continue
-        idata = finish_idata(raw, model, data, prior, cuts, baseline)
+        idata = finish_idata(raw, model, data, prior, cuts, baseline, loglik=loo)
         d = diag_mod.compute(idata, loo=loo)
         fails = diag_mod.gate_failures(d, gate)
         attempts.append({**dataclasses.asdict(s), "rung": rung, "seed": fseed,
