@@ -326,6 +326,7 @@ def fit_grid(
                                for f in df.loc[bad, "flag"]]
     anchors_df = pd.DataFrame(modelcheck.anchor_rows(data, spec.milestones, spec.rmst_horizons, spec.seed))
     ph_df = pd.DataFrame(modelcheck.ph_rows(data, spec.cuts, trial), columns=modelcheck.PH_COLUMNS)
+    cure_df = pd.DataFrame(modelcheck.cure_rows(spec, data, spec.seed), columns=modelcheck.CURE_COLUMNS)
     pooled_df = pd.DataFrame(pool_rows, columns=RESULT_COLUMNS) if pool_data else None
     head_df = pd.DataFrame(headline.apply(spec, fits, pooled, ppc_rows, results, pooled_df, trial, data),
                            columns=headline.COLUMNS)
@@ -346,6 +347,8 @@ def fit_grid(
              reports / "anchors.csv": csv_text(anchors_df),
              reports / "ph_check.csv": csv_text(ph_df),
              reports / "headline.csv": csv_text(head_df)}
+    if len(cure_df):
+        files[reports / "cure_check.csv"] = csv_text(cure_df)
     if ppc_rows:
         files[reports / "ppc.csv"] = ppc.format_ppc_csv(ppc_rows)
     pooling_df = None

@@ -8,6 +8,11 @@ Run after the grid is fitted; every table is written with the fits' tables:
 * ``anchors.csv`` -- Kaplan-Meier ΔS at each milestone and ΔRMST at each
   horizon with Wald and Bayesian-bootstrap intervals (:mod:`kmbayes.anchors`):
   what the reconstructed data say without a model;
+* ``cure_check.csv`` -- for the cure model: each prior's prior predictive
+  distribution of the cure fractions and their difference (a prior
+  predictive check, on the scale a clinician reads), and what the fitted
+  cure fractions lean on (the length of each arm's final plateau and the
+  patients still followed on it);
 * ``ph_check.csv`` -- the Grambsch-Therneau test and window Cox HRs with
   deaths per window, each window marked ``pinned`` (published numbers at
   both ends) or ``interpolated`` (its shape is the reconstruction's
@@ -66,3 +71,42 @@ def ph_rows(data, cuts, trial) -> list[dict]:
 
 PH_COLUMNS = ["test", "window", "hr", "lower", "upper", "chi2", "p", "deaths_ref", "deaths_trt",
               "at_risk_start", "support", "note"]
+
+
+CURE_COLUMNS = ["kind", "prior", "arm", "quantity", "estimate", "lower", "upper", "note"]
+
+
+def cure_rows(spec, data, seed: int) -> list[dict]:
+    """Prior predictive summaries of the cure model per prior, and its plateau support per arm."""
+    import numpy as np
+
+    from .families import get
+    from .families.cure import cure_support
+
+    if "cure" not in spec.models:
+        return []
+    rows = []
+    for pname, prior in spec.priors.items():
+        # The cure model's own prior constants (the ones its pm.Data hold), drawn with
+        # NumPy: logit pi_0 ~ N(cure0_mu, cure0_sd), delta ~ N(cure_mu, cure_sigma).
+        v = get("cure").prior_values(prior)
+        rng = np.random.default_rng(derive_seed(seed, "cure-prior", pname))
+        l0 = rng.normal(v["cure0_mu"], v["cure0_sd"], 4000)
+        l1 = l0 + rng.normal(v["cure_mu"], v["cure_sigma"], 4000)
+        p0, p1 = 1 / (1 + np.exp(-l0)), 1 / (1 + np.exp(-l1))
+        draws = {"cure_reference": p0, "cure_treatment": p1, "cure_difference": p1 - p0}
+        for q in ("cure_reference", "cure_treatment", "cure_difference"):
+            x = draws[q]
+            lo, med, hi = np.quantile(x, [0.025, 0.5, 0.975])
+            rows.append({"kind": "prior predictive", "prior": pname, "arm": "", "quantity": q,
+                         "estimate": float(med), "lower": float(lo), "upper": float(hi), "note": ""})
+        rows.append({"kind": "prior predictive", "prior": pname, "arm": "",
+                     "quantity": "p_cure_difference_gt_0",
+                     "estimate": float(np.mean(draws["cure_difference"] > 0)), "lower": math.nan,
+                     "upper": math.nan, "note": ""})
+    for arm_id, sup in cure_support(data).items():
+        for q in ("plateau", "followed_after_last_event", "at_risk_last_event", "km_at_plateau"):
+            rows.append({"kind": "support", "prior": "", "arm": arm_id, "quantity": q,
+                         "estimate": float(sup[q]), "lower": math.nan, "upper": math.nan,
+                         "note": "the cure fraction rests on the flat end of the Kaplan-Meier curve"})
+    return rows
