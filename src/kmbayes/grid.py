@@ -320,10 +320,10 @@ def fit_grid(
     say("checks: posterior predictive check against the publication, Kaplan-Meier anchors, PH test")
     ppc_rows = modelcheck.ppc_rows(fits, trial, spec.seed) if trial is not None else []
     misfit = ppc.misfitting(ppc_rows)
-    for df in (results,):
-        bad = [(m, p) in misfit for m, p in zip(df.model, df.prior)]
-        df.loc[bad, "flag"] = [("; ".join(x for x in (f, "PPC MISFIT: misses a published number") if x))
-                               for f in df.loc[bad, "flag"]]
+    # A model that misses a published number is marked everywhere its rows appear.
+    bad = [(m, p) in misfit for m, p in zip(results.model, results.prior)]
+    results.loc[bad, "flag"] = ["; ".join(x for x in (f, "PPC MISFIT: misses a published number") if x)
+                                for f in results.loc[bad, "flag"]]
     anchors_df = pd.DataFrame(modelcheck.anchor_rows(data, spec.milestones, spec.rmst_horizons, spec.seed))
     ph_df = pd.DataFrame(modelcheck.ph_rows(data, spec.cuts, trial), columns=modelcheck.PH_COLUMNS)
     cure_df = pd.DataFrame(modelcheck.cure_rows(spec, data, spec.seed), columns=modelcheck.CURE_COLUMNS)
