@@ -397,6 +397,20 @@ def quantiles(draws: np.ndarray, qs: Sequence[float]) -> np.ndarray:
     return np.quantile(draws, qs, axis=0)
 
 
+def hr_summary(draws: np.ndarray, qs: Sequence[float] = (0.5, 0.025, 0.975)) -> np.ndarray:
+    """Quantiles of HR draws that may hold 0 or infinity (a one-patient arm).
+
+    Linear interpolation between two infinite draws gives NaN (inf - inf);
+    there the nearest draw is the answer.
+    """
+    with np.errstate(invalid="ignore"):
+        q = np.quantile(draws, qs)
+    bad = np.isnan(q)
+    if bad.any():
+        q[bad] = np.quantile(draws, np.asarray(qs)[bad], method="nearest")
+    return q
+
+
 def fmt_p(p: float) -> str:
     """A probability to two decimals; never 1.00 or 0.00 from a finite sample."""
     if p >= 0.995:

@@ -111,7 +111,7 @@ def plot_diagnostics(
         loo = _compute_loo(idatas)
     loo = _loo_table(loo) if loo is not None else None
 
-    loo_h = (0.75 if not single else 1.0) + 0.3 * len(loo) if loo is not None else 0.0
+    loo_h = (0.75 + 0.3 * len(loo) if not single else 0.9 + 0.42 * len(loo)) if loo is not None else 0.0
     fig = new_figure(width, 0.45 + row_height * len(models) + loo_h)
     if loo is not None:
         sf_rank, sf_loo = fig.subfigures(2, 1, height_ratios=[row_height * len(models), loo_h])
@@ -129,7 +129,8 @@ def plot_diagnostics(
                 continue
             var, coords = params[m][j]
             _rank_bars(ax, idatas[m], var, coords, n_chains)
-            ax.set_title(_param_title(var, coords), fontsize=fs, fontweight="normal", loc="left",
+            ax.set_title(_param_title(var, coords), fontsize=6 if single else fs, fontweight="normal",
+                         loc="left",
                          family="monospace")
             ax.set_xlabel(("Rank" if single else "Rank (all chains)") if r == len(models) - 1 else "")
             ax.set_ylabel("Chain" if j == 0 else "")
@@ -163,6 +164,8 @@ def _rank_bars(ax: Any, idata: Any, var: str, coords: dict | None, n_chains: int
         # Chains are exchangeable: one neutral colour keeps arm/prior colours meaningful.
         ax.stairs(c + h / expected * 0.4, bins, baseline=c, fill=True, color=style.NEUTRAL, lw=0)
         ax.axhline(c + 0.4, color="black", lw=0.6, ls=(0, (3, 2)))
+    # Thin white rules between bins (one artist for all chains), so each bin reads as a bar.
+    ax.vlines(bins[1:-1], -0.1, nc, color="white", lw=0.3)
     ax.set_yticks(np.arange(nc) + 0.2, [str(c) for c in range(nc)])
     ax.set_ylim(-0.1, nc)
     ax.set_xlim(bins[0], bins[-1])
@@ -205,7 +208,7 @@ def _draw_loo(ax: Any, loo: Any, single: bool = False) -> None:
     ax.axvline(0.0, color=style.LIGHT, lw=0.6, zorder=0)
     labels = [style.model_label(str(m)) for m in loo.index]
     if single:
-        labels = [style.wrap_label(lab, 18) for lab in labels]
+        labels = [style.wrap_label(lab, 24) for lab in labels]
     if "weight" in loo.columns:
         sep = "\n" if single else " "
         labels = [f"{lab}{sep}(weight {w:.2f})" for lab, w in zip(labels, loo["weight"].to_numpy(float))]
@@ -213,7 +216,7 @@ def _draw_loo(ax: Any, loo: Any, single: bool = False) -> None:
     ax.set_yticklabels(labels, fontsize=6.5 if single else 7)
     ax.tick_params(axis="y", length=0)
     ax.set_ylim(-0.6, len(loo) - 0.4)
-    ax.set_xlabel("ELPD difference from the best model (LOO);\nbars \u00b11 and \u00b12 SE" if single
+    ax.set_xlabel("ELPD difference from the best\n(LOO); bars \u00b11 and \u00b12 SE" if single
                   else "ELPD difference from the best model (LOO); bars \u00b11 and \u00b12 SE")
     ax.set_title("Model comparison (PSIS-LOO)", loc="left")
     # Room for the +-2 SE bars on both sides, and at least half a unit

@@ -21,6 +21,7 @@ from ._common import (
     fmt_p,
     hr_draws,
     hr_limits,
+    hr_summary,
     is_single,
     is_time_varying,
     log_hr_axis,
@@ -115,7 +116,7 @@ def plot_hr_triplot(
     names = style.order_priors(posteriors)
     pcol = style.prior_colours(names)
     draws = {p: hr_draws(posteriors[p]) for p in names}
-    qs = {p: np.nanquantile(d, [0.005, 0.995]) for p, d in draws.items()}
+    qs = {p: hr_summary(d, [0.005, 0.995]) for p, d in draws.items()}
     if hr_range is None:
         lo = min(0.2, *(q[0] for q in qs.values()))
         hi = max(2.5, *(q[1] for q in qs.values()))
@@ -154,8 +155,7 @@ def plot_hr_triplot(
         ax.axvline(1.0, color=style.NEUTRAL, lw=0.6, zorder=1)
         ax.set_title(title, fontsize=fs + 0.5, color=c, loc="left")
         d = draws[p]
-        med = float(np.median(d))
-        lo95, hi95 = np.quantile(d, [0.025, 0.975])
+        med, lo95, hi95 = hr_summary(d)
         p1 = float(np.mean(d < 1.0))
         ax.text(0.98, 0.97,
                 f"HR {fmt_hr(med)} ({fmt_hr(lo95)}\u2013{fmt_hr(hi95)})\nP(HR < 1) {p_relation(p1)}",
@@ -272,7 +272,7 @@ def plot_forest(
                 continue
             fit = fits[(model, prior)]
             d = hr_draws(fit)
-            est = (float(np.median(d)), *np.quantile(d, [0.025, 0.975]))
+            est = tuple(float(v) for v in hr_summary(d))
             all_hr.append(np.asarray(est))
             label = style.prior_label(prior)
             if getattr(fit, "gate_passed", True) is False:
@@ -281,27 +281,38 @@ def plot_forest(
             pool = None
             if pooled and (model, prior) in pooled:
                 dp = hr_draws(pooled[(model, prior)])
-                pool = (float(np.median(dp)), *np.quantile(dp, [0.025, 0.975]))
+                pool = tuple(float(v) for v in hr_summary(dp))
                 all_hr.append(np.asarray(pool))
             rows.append((label, prior, (est, float(np.mean(d < 1)), pool)))
 
     n = len(rows)
-    fig = new_figure(width, (1.05 if single else 0.85) + 0.165 * n)
-    ratios = [1.15, 1.45, 1.35] if single else [1.45, 2.25, 1.4]
-    gs = fig.add_gridspec(1, 3, width_ratios=ratios, wspace=0.0)
-    ax_l = fig.add_subplot(gs[0])
-    ax = fig.add_subplot(gs[1], sharey=ax_l)
-    ax_t = fig.add_subplot(gs[2], sharey=ax_l)
-    y = np.arange(n)[::-1].astype(float)
     xlo, xhi = hr_limits(*all_hr, *[np.asarray(p) for _, k, p in rows if k == "ref"], pad=1.12)
-    clipped = False
+    # Whether any interval runs past the axis (then a footnote explains the arrows).
+    ends = np.concatenate([np.ravel(a) for a in all_hr] + [np.asarray(p) for _, k, p in rows if k == "ref"]
+                          or [np.array([1.0])])
+    clipped_any = bool(np.any(~(ends >= xlo)) or np.any(~(ends <= xhi)))
+    notes = notes_of(pooled, tv_note, any_failed)
+    if clipped_any:
+        notes.append("\u25c2 \u25b8 Interval runs past the axis")
+    if single:
+        fig, (ax_l, ax, ax_t) = _single_forest_axes(width, n, sum(t.count("\n") + 1 for t in notes))
+    else:
+        fig = new_figure(width, 0.85 + 0.165 * n)
+        gs = fig.add_gridspec(1, 3, width_ratios=[1.45, 2.25, 1.4], wspace=0.0)
+        ax_l = fig.add_subplot(gs[0])
+        ax = fig.add_subplot(gs[1], sharey=ax_l)
+        ax_t = fig.add_subplot(gs[2], sharey=ax_l)
+    y = np.arange(n)[::-1].astype(float)
+    for a in (ax, ax_t):
+        # Transparent, so a long model header in the label column may run on.
+        a.patch.set_visible(False)
 
     def interval(lo: float, est: float, hi: float, yi: float, colour: str, lw: float, marker: str,
                  ms: float, mfc: str) -> bool:
         """One interval, clipped to the axis; arrows mark a clipped end."""
-        a, b = np.clip([lo, hi], xlo, xhi) if np.isfinite(lo) or np.isfinite(hi) else (xlo, xhi)
-        a = xlo if not np.isfinite(a) else a
-        b = xhi if not np.isfinite(b) else b
+        # "not >=" also catches NaN (and 0 or inf map to the axis ends).
+        a = xlo if not lo >= xlo else min(lo, xhi)
+        b = xhi if not hi <= xhi else max(hi, xlo)
         ax.plot([a, b], [yi, yi], color=colour, lw=lw, solid_capstyle="butt")
         cut = False
         if not lo >= xlo:  # also catches NaN and 0
@@ -319,18 +330,21 @@ def plot_forest(
             ax_l.text(0.0, yi, label, ha="left", va="center", fontweight="bold", fontsize=fs)
             continue
         colour = "black" if kind == "ref" else pcol[kind]
-        ax_l.text(0.07, yi, label, ha="left", va="center", fontsize=fs, color=colour)
+        if single and label.startswith("Reconstructed IPD"):
+            label = "Reconstr. IPD (Cox)"
+        ax_l.text(0.07 if not single else 0.05, yi, label, ha="left", va="center", fontsize=fs,
+                  color=colour)
         if kind == "ref":
             est, lo, hi = payload
-            clipped |= interval(lo, est, hi, yi, style.NEUTRAL, 1.0, "D", 4, "white")
+            interval(lo, est, hi, yi, style.NEUTRAL, 1.0, "D", 4, "white")
             # A frequentist CI carries no probability statement about the HR.
             ptxt = "\u2013"
         else:
             (est, lo, hi), p1, pool = payload
             y0 = yi + (0.12 if pool else 0.0)
-            clipped |= interval(lo, est, hi, y0, pcol[kind], 1.3, "s", 4, pcol[kind])
+            interval(lo, est, hi, y0, pcol[kind], 1.3, "s", 4, pcol[kind])
             if pool:
-                clipped |= interval(pool[1], pool[0], pool[2], yi - 0.2, pcol[kind], 0.7, "s", 2.6,
+                interval(pool[1], pool[0], pool[2], yi - 0.2, pcol[kind], 0.7, "s", 2.6,
                                     "white")
             ptxt = fmt_p(p1)
         ax_t.text(0.04, yi, f"{fmt_hr(est)} ({fmt_hr(lo)}\u2013{fmt_hr(hi)})", ha="left",
@@ -355,6 +369,21 @@ def plot_forest(
     for a in (ax_l, ax_t):
         a.set_xlim(0, 1)
         a.axis("off")
+    if notes and single:
+        fig.text(0.015, 0.01, "\n".join(notes), ha="left", va="bottom", fontsize=fs,
+                 color=style.NEUTRAL)
+    elif notes:
+        ax_l.text(0.0, -0.02, "\n".join(notes), transform=ax_l.transAxes, ha="left", va="top",
+                  fontsize=fs, color=style.NEUTRAL)
+    hr_head = "HR (95%)" if single else "HR (95% interval)"
+    for a, x, txt, ha in ((ax_l, 0.0, "Model / prior", "left"), (ax_t, 0.04, hr_head, "left"),
+                          (ax_t, 0.98, "P(HR < 1)", "right")):
+        a.text(x, 1.0, txt, transform=a.transAxes, ha=ha, va="bottom", fontsize=fs, fontweight="bold")
+    return fig
+
+
+def notes_of(pooled: Any, tv_note: bool, any_failed: bool) -> list[str]:
+    """Footnotes of the forest plot (one entry may span two lines)."""
     notes = []
     if pooled:
         notes.append("Thin lines: pooled over reconstruction\nreplicates (95% interval)")
@@ -362,16 +391,29 @@ def plot_forest(
         notes.append("* HR = exp(mean of the interval log HRs)")
     if any_failed:
         notes.append("\u2020 Failed the convergence gate\n   (R-hat, ESS or divergences)")
-    if clipped:
-        notes.append("\u25c2 \u25b8 Interval runs past the axis")
-    if notes:
-        ax_l.text(0.0, -0.02, "\n".join(notes), transform=ax_l.transAxes, ha="left", va="top",
-                  fontsize=fs, color=style.NEUTRAL)
-    hr_head = "HR (95% int.)" if single else "HR (95% interval)"
-    for a, x, txt, ha in ((ax_l, 0.0, "Model / prior", "left"), (ax_t, 0.04, hr_head, "left"),
-                          (ax_t, 0.98, "P(HR < 1)", "right")):
-        a.text(x, 1.0, txt, transform=a.transAxes, ha=ha, va="bottom", fontsize=fs, fontweight="bold")
-    return fig
+    return notes
+
+
+def _single_forest_axes(width: float, n_rows: int, note_lines: int) -> tuple[Figure, tuple]:
+    """The three forest columns at column width, placed in inches.
+
+    Constrained layout cannot place them: the row texts deliberately fill
+    their columns edge to edge, which it reads as overflow and collapses the
+    axes. Fixed margins (in inches, for 6 pt text) are also cheaper.
+    """
+    row_h = 0.155
+    # Below the axes: ticks and axis title (0.35 in), two "favours" lines
+    # (0.25 in), then the footnotes at ~0.1 in a line.
+    top, bottom = 0.2, 0.66 + 0.1 * note_lines + (0.04 if note_lines else 0.0)
+    height = top + bottom + row_h * n_rows
+    fig = new_figure(width, height)
+    fig.set_layout_engine("none")
+    cols = (0.05, 1.12), (1.17, 1.12), (2.32, width - 2.32 - 0.04)
+    y0, h = bottom / height, row_h * n_rows / height
+    ax_l = fig.add_axes((cols[0][0] / width, y0, cols[0][1] / width, h))
+    ax = fig.add_axes((cols[1][0] / width, y0, cols[1][1] / width, h), sharey=ax_l)
+    ax_t = fig.add_axes((cols[2][0] / width, y0, cols[2][1] / width, h), sharey=ax_l)
+    return fig, (ax_l, ax, ax_t)
 
 
 def _favours(fig: Figure, ax: Any, ax_l: Any, trt: str, ref: str, fs: float, single: bool) -> None:
@@ -383,10 +425,13 @@ def _favours(fig: Figure, ax: Any, ax_l: Any, trt: str, ref: str, fs: float, sin
     one line above the axis title.
     """
     if single:
-        ax.text(0.5, 1.0, f"\u2190 {trt}  |  {ref} \u2192", transform=ax.transAxes, ha="center",
-                va="bottom", fontsize=fs, color=style.NEUTRAL)
-        ax.set_title("Favours", fontsize=fs, fontweight="normal", loc="center", pad=9,
-                     color=style.NEUTRAL)
+        # Under the axis title, centred on the figure: the arm names are longer
+        # than the axis is wide.
+        lines = (f"\u2190 Favours {trt}", f"Favours {ref} \u2192")
+        txt = "\n".join(style.wrap_label(t, 60) for t in lines)
+        ax.annotate(txt, xy=(0.5, 0.0), xycoords=("figure fraction", "axes fraction"),
+                    xytext=(0, -25), textcoords="offset points", ha="center", va="top", fontsize=fs,
+                    color=style.NEUTRAL, annotation_clip=False, linespacing=1.25)
         return
     for txt, ha, dx in ((f"\u2190 Favours {trt}", "right", -4), (f"Favours {ref} \u2192", "left", 4)):
         t = ax.annotate(txt, xy=(1.0, 0.0), xycoords=("data", "axes fraction"), xytext=(dx, -17),
@@ -445,7 +490,7 @@ def plot_prob_benefit(
     pcol = style.prior_colours(priors)
     draws = {k: np.sort(hr_draws(f)) for k, f in fits.items() if k[0] in models}
     if thresholds is None:
-        lows = [np.quantile(d, 0.005) for d in draws.values() if d.size]
+        lows = [float(hr_summary(d, [0.005])[0]) for d in draws.values() if d.size]
         start = min([0.2, *lows]) if lows else 0.2
         start = max(math.floor(start * 20) / 20, 0.05)
         h = np.linspace(start, 1.2, 241)
@@ -463,9 +508,12 @@ def plot_prob_benefit(
             ax.axhline(yv, color=style.LIGHT, lw=0.5, ls=(0, (2, 2)), zorder=0)
         if mcid_hr is not None:
             ax.axvline(mcid_hr, color=style.NEUTRAL, lw=0.8, ls=(0, (4, 2)), zorder=1, gid="mcid")
-            ax.annotate("MCID", xy=(mcid_hr, 0.02), xycoords=("data", "axes fraction"),
+            # On a white patch above the curves: where the label sits (low,
+            # left of the line) the curves are all near 0 and lose nothing.
+            ax.annotate("MCID", xy=(mcid_hr, 0.03), xycoords=("data", "axes fraction"),
                         xytext=(-2, 0), textcoords="offset points", ha="right", va="bottom",
-                        fontsize=6.5, color=style.NEUTRAL)
+                        fontsize=6.5 if single else 7, color=style.NEUTRAL, zorder=6,
+                        bbox={"fc": "white", "ec": "none", "pad": 0.4})
         for prior in priors:
             if (model, prior) not in draws:
                 continue
@@ -478,9 +526,14 @@ def plot_prob_benefit(
         ax.xaxis.set_major_locator(MultipleLocator(0.1 if h.max() - h.min() <= 1.2 else 0.2))
         ax.xaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_major_locator(MultipleLocator(0.2 if not single else 0.5))
-        if not single or i == len(models) - 1:
-            tv = any(is_time_varying(model, f) for (m, _), f in fits.items() if m == model)
+        tv = any(is_time_varying(model, f) for (m, _), f in fits.items() if m == model)
+        if not single:
             ax.set_xlabel("Threshold h for exp(mean log HR)" if tv else "HR threshold h")
+        elif i == len(models) - 1:
+            # One shared axis title for the stack; say how it reads for a TV model.
+            any_tv = any(is_time_varying(m, f) for (m, _), f in fits.items() if m in models)
+            ax.set_xlabel("HR threshold h" + ("\n(time-varying model: h for exp(mean log HR))"
+                                             if any_tv else ""))
         if single or i == 0:
             ax.set_ylabel("P(HR < h)")
     handles = [Line2D([], [], color=pcol[p], lw=1.3) for p in priors]

@@ -92,6 +92,7 @@ def plot_km(
     # Published landmark markers sit either side of the landmark so CIs never
     # overlap; medians stay exactly on S = 0.5, where a median is defined.
     offsets = np.linspace(-1, 1, n_arms) * 0.006 * xmax if n_arms > 1 else [0.0]
+    y_off = np.linspace(-1, 1, n_arms) * 0.012 if n_arms > 1 else [0.0]
     for i, arm_id in enumerate(trial.arm_ids):
         arm = trial.arms[arm_id]
         c = colours[arm_id]
@@ -115,13 +116,14 @@ def plot_km(
             ax.plot([lm.time + offsets[i] for lm in bare], [lm.estimate for lm in bare], "o",
                     ms=3.6, mfc="white", mec=c, mew=1.0, zorder=4)
         if arm.median is not None:
+            # The diamond sits exactly on S = 0.5, where a median is read off;
+            # only its CI bar is nudged off the line, so two arms' CIs stay apart.
             m = arm.median
-            xerr = None
             if m.lower is not None and m.upper is not None:
-                xerr = [[m.estimate - m.lower], [m.upper - m.estimate]]
-            ax.errorbar([m.estimate], [0.5], xerr=xerr, fmt="D", ms=3.4, mfc=c, mec="white",
-                        mew=0.5, ecolor=c, elinewidth=0.9, capsize=2, capthick=0.9, zorder=4,
-                        gid="published-median")
+                ax.errorbar([m.estimate], [0.5 + y_off[i]], xerr=[[m.estimate - m.lower], [m.upper - m.estimate]],
+                            fmt="none", ecolor=c, elinewidth=0.9, capsize=2, capthick=0.9, zorder=4)
+            ax.plot([m.estimate], [0.5], ls="none", marker="D", ms=3.6, mfc=c, mec="white", mew=0.5,
+                    zorder=5, gid="published-median")
 
     ax.set_xlim(0, xmax)
     ax.set_ylim(0, 1.02)

@@ -100,7 +100,7 @@ def plot_posterior_survival(
     last = {a: float(arm_ipd(ipd, a)[0].max()) for a in trial.arm_ids}
     single = is_single(width)
     nrow, ncol = _grid_shape(len(models), single)
-    if width / ncol < 3.0:
+    if width / ncol < 3.0 or single:
         step = max(step, 2 * step if step < 24 else step)
     panel_height = panel_height or (1.55 if single else 2.2)
     fig_w = width if (ncol > 1 or single) else style.SINGLE_COLUMN * 1.3

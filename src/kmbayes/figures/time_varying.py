@@ -149,7 +149,7 @@ def plot_hr_over_time(
                    lw=0, zorder=0)
         ax.annotate(f"Open interval:\n{open_deaths} death{'s' if open_deaths != 1 else ''}",
                     xy=((open_from + t_event) / 2, 0.98), xycoords=("data", "axes fraction"),
-                    ha="center", va="top", fontsize=fs - 0.5, color=style.NEUTRAL,
+                    ha="center", va="top", fontsize=fs, color=style.NEUTRAL,
                     bbox={"fc": "white", "ec": "none", "pad": 0.5})
     if band_model is not None:
         bq = np.quantile(const[band_model], [0.025, 0.5, 0.975])
@@ -174,6 +174,8 @@ def plot_hr_over_time(
             ax_c.plot([i, i], [qlo, qhi], color=style.NEUTRAL, lw=1.2)
             ax_c.plot([i], [med], "s", ms=4, color=style.NEUTRAL)
     names = [style.model_label(m) for m in models]
+    if single:  # row labels share the width with the main panel
+        names = [n.replace("Piecewise-exponential", "Piecewise exp.") for n in names]
     if single:
         ax_c.axvline(1.0, color="black", lw=0.7)
         ax_c.set_yticks(range(len(models))[::-1], names, fontsize=fs)
