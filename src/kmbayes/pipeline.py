@@ -142,11 +142,14 @@ def fit_step(spec, ipd: Path, replicates: Path | None, layout: Layout, *, fast: 
     )
 
 
-def figures_step(grid, ipd: Path, trial, layout: Layout) -> list[Path]:
+def figures_step(grid, ipd: Path, trial, layout: Layout, *, mcid_hr: float | None = None) -> list[Path]:
+    """Draw the report's figures, and their single-column variants, one line per figure."""
     from .data import read_ipd
     from .figures import draw_all
 
-    return draw_all(grid, read_ipd(ipd, trial), trial, layout.figures)
+    kw = {} if mcid_hr is None else {"mcid_hr": mcid_hr}
+    return draw_all(grid, read_ipd(ipd, trial), trial, layout.figures, width="single",
+                    progress=lambda stem, secs: _say(f"  {stem} {secs:.1f} s"), **kw)
 
 
 def report_step(grid, spec, trial, check_csv: Path | None, layout: Layout, *, seed: int) -> tuple[Path, str]:
@@ -309,7 +312,7 @@ def run_command(args) -> int:
                                          pool=None))
 
     _say(f"[3/4] figures -> {layout.figures}")
-    figs = timed("figures", lambda: figures_step(grid, ipd, trial, layout))
+    figs = timed("figures", lambda: figures_step(grid, ipd, trial, layout, mcid_hr=spec.mcid_hr))
     _say(f"  wrote {len(figs)} files")
 
     _say(f"[4/4] report -> {layout.reports / 'reanalysis.md'}")
@@ -374,7 +377,7 @@ def report_command(args) -> int:
     from .data import file_digest
 
     grid = load_grid(layout.root, spec, data_hash=file_digest(ipd) if ipd.exists() else None)
-    figs = figures_step(grid, ipd, trial, layout)
+    figs = figures_step(grid, ipd, trial, layout, mcid_hr=spec.mcid_hr)
     reps_check = check_path(layout.existing(f"{trial_path.stem}_ipd_replicates.csv"))
     report, summary = report_step(grid, spec, trial, reps_check if reps_check.exists() else check_path(ipd), layout,
                                   seed=spec.seed)
