@@ -6,7 +6,7 @@ writing PNG + PDF of every figure into a temporary directory. Not a test: run
 it by hand.
 
     python benchmarks/figures_speed.py [RUN_DIR] [--config configs/clocc.toml]
-                                       [--single] [--workers N] [--repeat K]
+                                       [--single] [--workers N] [--dpi D] [--repeat K]
 
 The draw and save columns are measured inside the process that drew the
 figure; with two workers they overlap, so the total (wall clock of
@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", default=None, help="run spec (default: the pipeline's default)")
     ap.add_argument("--single", action="store_true", help="also draw the single-column variants")
     ap.add_argument("--workers", type=int, default=None, help="worker processes (default: draw_all's)")
+    ap.add_argument("--dpi", type=int, default=None, help="PNG resolution (default: draw_all's, 300)")
     ap.add_argument("--repeat", type=int, default=1, help="time draw_all this many times; report each")
     args = ap.parse_args(argv)
 
@@ -57,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
             t = time.perf_counter()
             paths = figures.draw_all(grid, ipd, trial, tmp, mcid_hr=spec.mcid_hr,
                                      width="single" if args.single else "double",
-                                     workers=args.workers, timings=timings)
+                                     workers=args.workers, timings=timings,
+                                     **({"dpi": args.dpi} if args.dpi else {}))
             total = time.perf_counter() - t
         print(f"\nrun {rep + 1}: {len(paths)} files")
         print(f"  {'figure':28s} {'draw s':>7s} {'save s':>7s}")

@@ -171,15 +171,17 @@ def _at_risk_table(ax_tab: Any, ipd: Any, trial: Trial, colours: dict, grid: np.
         t, _ = arm_ipd(ipd, arm_id)
         top = per * (n_arms - 1 - row) + per - 1
         c = colours[arm_id]
-        head = trial.arms[arm_id].name
-        if published:
-            head += " \u2014 reconstructed, then published (italic)"
-        ax_tab.text(0.0, top, head, ha="left", va="center", color=c, fontsize=fs)
+        ax_tab.text(0.0, top, trial.arms[arm_id].name, ha="left", va="center", color=c, fontsize=fs)
         for g in grid:
             ax_tab.text(g, top - 1, f"{int((t >= g).sum())}", ha="center", va="center", color=c,
                         fontsize=fs)
+        step = grid[1] - grid[0] if len(grid) > 1 else 1.0
+        last = -np.inf
         for a in published.get(arm_id, ()):
-            if a.time <= grid[-1] + 1e-9:
+            # Published tables are often denser than this one: skip counts that
+            # would collide with the previous one.
+            if a.time <= grid[-1] + 1e-9 and a.time - last >= 0.45 * step:
+                last = a.time
                 ax_tab.text(a.time, top - 2, f"{a.n}", ha="center", va="center", color=c,
                             fontsize=fs, style="italic", gid="published-at-risk")
     ax_tab.set_yticks([])
