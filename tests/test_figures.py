@@ -248,6 +248,7 @@ def test_posterior_survival_one_panel_per_model(grid, ipd, trial, close):
     close(fig)
     assert len(_visible_axes(fig)) == len(MODELS)
     text = _texts(fig)
+    assert "reference prior" in text
     for arm in trial.arms.values():
         assert arm.name in text
     assert "months" in text
@@ -362,11 +363,30 @@ def test_reconstruct_path_does_not_import_figures():
 def test_draw_all_copes_with_a_one_model_one_prior_grid(grid, ipd, trial, tmp_path):
     """A sensitivity run (e.g. configs/weibull_only.toml) still yields all eight files."""
     sub = SimpleNamespace(fits={("weibull_ph", "sceptical"): grid.fits[("weibull_ph", "sceptical")]}, loo=None)
-    paths = figures.draw_all(sub, ipd, trial, tmp_path, dpi=200, workers=1, width="single")
-    assert len(paths) == 32 and all(p.exists() for p in paths)
-    # width="single" adds a single-column variant of every figure.
-    expected = {f"{s}{v}.{e}" for s in figures.FIGURE_STEMS for v in ("", "_single") for e in ("png", "pdf")}
+    paths = figures.draw_all(sub, ipd, trial, tmp_path, dpi=200, workers=1)
+    assert len(paths) == 16 and all(p.exists() for p in paths)
+
+
+def test_draw_all_single_adds_single_column_files(grid, ipd, trial, tmp_path, monkeypatch):
+    """width="single" writes <stem>_single.* next to every figure, drawn 3.5 in wide.
+
+    The figures themselves are checked at that width by
+    test_single_column_variants_are_legible; here a stand-in keeps it quick.
+    """
+    widths: list[float] = []
+
+    def stand_in(self, stem, width):
+        widths.append(width)
+        return figures._common.placeholder(stem, width)
+
+    stems = figures.FIGURE_STEMS[:2]
+    monkeypatch.setattr(figures._Job, "draw", stand_in)
+    monkeypatch.setattr(figures, "FIGURE_STEMS", stems)
+    paths = figures.draw_all(grid, ipd, trial, tmp_path, dpi=200, workers=1, width="single")
+    assert len(paths) == 4 * len(stems)
+    expected = {f"{s}{v}.{e}" for s in stems for v in ("", "_single") for e in ("png", "pdf")}
     assert {p.name for p in tmp_path.iterdir()} == expected
+    assert sorted(set(widths)) == [style.SINGLE_COLUMN, style.DOUBLE_COLUMN]
     from PIL import Image
 
     with Image.open(tmp_path / "fig1_km_reconstruction_single.png") as im:
@@ -408,13 +428,16 @@ def _lines_with_gid(fig: Figure, gid: str) -> list:
 
 @pytest.mark.parametrize("stem", ["fig4_posterior_survival", "fig5_hr_over_time",
                                   "fig7_rmst_difference", "fig8_diagnostics"])
-@pytest.mark.parametrize("prior", ["reference", "sceptical"])
-def test_per_model_figures_name_their_prior(grid, ipd, trial, tmp_path, stem, prior):
-    job = figures._Job(grid, ipd, trial, tmp_path, prior, 200, 0.7, ("double",))
+def test_per_model_figures_name_their_prior(grid, ipd, trial, tmp_path, stem):
+    # Default: the reference prior, named as such.
+    default = figures._Job(grid, ipd, trial, tmp_path, None, 200, 0.7, ("double",))
+    assert default.prior == "reference"
+    # Another prior set: the figure draws its fits and names it.
+    job = figures._Job(grid, ipd, trial, tmp_path, "sceptical", 200, 0.7, ("double",))
+    assert all(f.prior.name == "sceptical" for f in job.per_model.values())
     fig = job.draw(stem, style.DOUBLE_COLUMN)
     text = _texts(fig)
-    other = "sceptical" if prior == "reference" else "reference"
-    assert f"{prior} prior" in text and f"{other} prior" not in text
+    assert "sceptical prior" in text and "reference prior" not in text
     fig.clear()
 
 

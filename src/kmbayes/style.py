@@ -1,10 +1,13 @@
 """House style for the figures: sizes, fonts and one colour-blind-safe palette.
 
 Every figure draws its colours from here so that an arm, a prior set or a
-model has the same colour in every figure of the report. Colours come from the
-Okabe-Ito palette (Okabe & Ito 2008) and Paul Tol's qualitative schemes, which
-stay distinguishable under the common colour-vision deficiencies and in
-greyscale print.
+model has the same colour in every figure of the report, and one colour has
+one meaning: arms are blues (light reference, dark treatment) and nothing
+else is blue; prior sets get distinct non-blue hues; a treatment effect
+(HR over time, RMST difference) is purple; greys are for references and
+annotations. Colours come from the Okabe-Ito palette (Okabe & Ito 2008),
+Paul Tol's schemes and ColorBrewer blues, which stay distinguishable under
+the common colour-vision deficiencies and in greyscale print.
 
 Sizes are journal sizes: a single column is 3.5 in wide and a double column
 7.2 in; text is 7-8 pt at that size, so figures are drawn at print size and
