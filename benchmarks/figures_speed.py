@@ -8,15 +8,18 @@ it by hand.
     python benchmarks/figures_speed.py [RUN_DIR] [--config configs/clocc.toml]
                                        [--single] [--workers N] [--dpi D] [--repeat K]
 
-The draw and save columns are measured inside the process that drew the
-figure; with two workers they overlap, so the total (wall clock of
-``draw_all``) is less than their sum. Loading the grid is timed separately
-and not counted.
+The draw and save columns (wall clock) and the cpu column (CPU seconds of
+both) are measured inside the process that drew the figure; with two workers
+they overlap, so the total (wall clock of ``draw_all``) is less than their
+sum. On a shared machine the wall clock follows the load (printed with the
+total); the CPU seconds much less. Loading the grid is timed separately and
+not counted.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -62,14 +65,14 @@ def main(argv: list[str] | None = None) -> int:
                                      **({"dpi": args.dpi} if args.dpi else {}))
             total = time.perf_counter() - t
         print(f"\nrun {rep + 1}: {len(paths)} files")
-        print(f"  {'figure':28s} {'draw s':>7s} {'save s':>7s}")
+        print(f"  {'figure':28s} {'draw s':>7s} {'save s':>7s} {'cpu s':>7s}")
         for s in figures.FIGURE_STEMS:
             d = timings[s]
-            print(f"  {s:28s} {d['draw']:7.2f} {d['save']:7.2f}")
-        draw = sum(d["draw"] for d in timings.values())
-        save = sum(d["save"] for d in timings.values())
-        print(f"  {'sum':28s} {draw:7.2f} {save:7.2f}")
-        print(f"  total (wall) {total:.2f} s")
+            print(f"  {s:28s} {d['draw']:7.2f} {d['save']:7.2f} {d['cpu']:7.2f}")
+        sums = {k: sum(d[k] for d in timings.values()) for k in ("draw", "save", "cpu")}
+        print(f"  {'sum':28s} {sums['draw']:7.2f} {sums['save']:7.2f} {sums['cpu']:7.2f}")
+        print(f"  total (wall) {total:.2f} s; load average {os.getloadavg()[0]:.1f} on "
+              f"{os.cpu_count()} CPUs")
     return 0
 
 
