@@ -616,3 +616,16 @@ def test_saved_files_are_byte_identical(ipd, trial, tmp_path):
     b = figures.save_figure(fig, tmp_path / "b", "km", dpi=200)
     fig.clear()
     assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
+
+
+def test_forest_cox_row_matches_lifelines():
+    """The forest's own Cox fit (Efron ties, no lifelines import) agrees with estimands'."""
+    pytest.importorskip("lifelines")
+    from kmbayes import estimands
+
+    rng = np.random.default_rng(5)
+    # Whole-unit times: many tied deaths, where Efron and Breslow differ.
+    tied = SimpleNamespace(time=np.round(rng.exponential(10, 150)), event=(rng.random(150) < 0.8).astype(float),
+                           arm=(rng.random(150) < 0.5).astype(float))
+    ours = figures._common.cox_efron(tied.time, tied.event, tied.arm)
+    assert ours == pytest.approx(estimands.cox_likelihood(tied), abs=1e-5)

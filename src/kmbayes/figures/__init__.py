@@ -29,6 +29,7 @@ from .. import style
 from ..trial import Trial
 from ._common import (
     FIGURE_STEMS,
+    cox_efron,
     is_time_varying,
     pick,
     placeholder,
@@ -91,12 +92,11 @@ class _Job:
 
     def cox(self) -> tuple[float, float] | None:
         """The Cox fit to the reconstructed IPD (a frequentist reference row)."""
-        from .. import estimands
-
-        any_fit = next(iter(self.fits.values()))
-        if getattr(any_fit, "data", None) is None:
+        data = getattr(next(iter(self.fits.values())), "data", None)
+        if data is None:
             return None
-        return estimands.cox_likelihood(any_fit.data)
+        m, se = cox_efron(data.time, data.event, data.arm)
+        return (m, se) if np.isfinite(m) and np.isfinite(se) else None
 
     def triplot_likelihood(self) -> tuple[float, float] | None:
         """The likelihood of the triplot's own model, so prior x likelihood
