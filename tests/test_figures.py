@@ -530,7 +530,7 @@ def test_triplot_likelihood_is_the_models_own(grid, ipd, trial, tmp_path):
     spec = grid.fits[("piecewise_ph", "sceptical")].prior
     w = 1 / se**2 + 1 / spec.sigma**2
     post_mean = (m / se**2 + spec.mu / spec.sigma**2) / w
-    draws = np.log(figures._common.hr_draws(grid.fits[("piecewise_ph", "sceptical")]))
+    draws = np.log(figures._draws.hr_draws(grid.fits[("piecewise_ph", "sceptical")]))
     assert abs(post_mean - draws.mean()) < 3 * w**-0.5 / math.sqrt(draws.size) + 0.05
     fig.clear()
 
@@ -627,5 +627,5 @@ def test_forest_cox_row_matches_lifelines():
     # Whole-unit times: many tied deaths, where Efron and Breslow differ.
     tied = SimpleNamespace(time=np.round(rng.exponential(10, 150)), event=(rng.random(150) < 0.8).astype(float),
                            arm=(rng.random(150) < 0.5).astype(float))
-    ours = figures._common.cox_efron(tied.time, tied.event, tied.arm)
+    ours = figures._draws.cox_efron(tied.time, tied.event, tied.arm)
     assert ours == pytest.approx(estimands.cox_likelihood(tied), abs=1e-5)

@@ -7,10 +7,11 @@ report share one implementation. :func:`save_figure` writes PNG and PDF
 atomically and :func:`draw_all` writes the report's eight figures (and, on
 request, their single-column variants).
 
-Modules, one per job: :mod:`._common` (style context, saving, axes helpers,
-draws from fits), :mod:`.km` (figure 1), :mod:`.hr` (figures 2, 3, 6),
-:mod:`.survival` (figures 4, 7), :mod:`.time_varying` (figure 5) and
-:mod:`.diagnostics` (figure 8).
+Modules, one per job: :mod:`._common` (style context, saving, axes and label
+helpers), :mod:`._draws` (draws from fits, KM and Cox fits), :mod:`.km`
+(figure 1), :mod:`.hr` (figures 2 and 6), :mod:`.forest` (figure 3),
+:mod:`.survival` (figures 4 and 7), :mod:`.time_varying` (figure 5) and
+:mod:`.diagnostics` (figure 8); :func:`draw_all` here.
 """
 
 from __future__ import annotations
@@ -27,19 +28,11 @@ from matplotlib.figure import Figure
 
 from .. import style
 from ..trial import Trial
-from ._common import (
-    FIGURE_STEMS,
-    cox_efron,
-    is_time_varying,
-    pick,
-    placeholder,
-    primary,
-    rmst_diff,
-    save_figure,
-    time_step,
-)
+from ._common import FIGURE_STEMS, is_time_varying, pick, placeholder, save_figure, time_step
+from ._draws import cox_efron, primary, rmst_diff
 from .diagnostics import plot_diagnostics
-from .hr import plot_forest, plot_hr_triplot, plot_prob_benefit
+from .forest import plot_forest
+from .hr import plot_hr_triplot, plot_prob_benefit
 from .km import plot_km
 from .survival import plot_posterior_survival, plot_rmst_difference
 from .time_varying import plot_hr_over_time

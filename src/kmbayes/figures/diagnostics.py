@@ -12,7 +12,8 @@ from matplotlib.figure import Figure
 
 from .. import style
 from ..trial import Trial
-from ._common import idata_of, is_single, new_figure, prior_of, prior_phrase, styled, suptitle
+from ._common import is_single, new_figure, prior_of, prior_phrase, styled, suptitle
+from ._draws import idata_of
 
 # Nuisance/derived variables that say nothing a rank plot of their parents
 # does not: non-centred offsets and exp() transforms of the log HR.

@@ -11,17 +11,8 @@ from matplotlib.ticker import MultipleLocator
 
 from .. import style
 from ..trial import Trial
-from ._common import (
-    arm_ipd,
-    axis_max,
-    endpoint_label,
-    km_curve,
-    new_figure,
-    primary,
-    styled,
-    time_label,
-    time_step,
-)
+from ._common import axis_max, endpoint_label, new_figure, styled, time_label, time_step
+from ._draws import arm_ipd, km_curve, primary
 
 RISK_TITLE = "Number at risk (reconstructed)"
 """Title of the at-risk table: its counts come from the reconstructed IPD."""

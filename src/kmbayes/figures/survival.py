@@ -16,25 +16,19 @@ from matplotlib.ticker import MultipleLocator
 from .. import style
 from ..trial import Trial
 from ._common import (
-    arm_ipd,
     axis_max,
     endpoint_label,
     is_single,
-    km_curve,
-    km_rmst,
     new_figure,
     panel_title,
-    primary,
     prior_of,
     prior_phrase,
-    quantiles,
-    rmst_diff,
     styled,
     suptitle,
-    survival,
     time_label,
     time_step,
 )
+from ._draws import arm_ipd, km_curve, km_rmst, primary, quantiles, rmst_diff, survival
 
 
 def _grid_shape(n: int, single: bool) -> tuple[int, int]:

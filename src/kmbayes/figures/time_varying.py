@@ -16,21 +16,19 @@ from .. import style
 from ..trial import Trial
 from ._common import (
     axis_max,
-    hr_draws,
     hr_limits,
-    hr_time,
     is_single,
     log_hr_axis,
     new_figure,
     pick,
     prior_of,
     prior_phrase,
-    quantiles,
     styled,
     suptitle,
     time_label,
     time_step,
 )
+from ._draws import hr_draws, hr_time, quantiles
 
 
 def _data_end(tv_fit: Any) -> tuple[float | None, float | None, int]:
