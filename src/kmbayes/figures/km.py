@@ -139,7 +139,9 @@ def plot_km(
     else:
         # At column width the arm entries would cover the curves; the at-risk
         # table's coloured row headers name the arms instead.
-        ax.legend(pub, pub_labels, loc="upper right", fontsize=6.5, handlelength=1.2)
+        ax.legend([Line2D([], [], color=style.NEUTRAL, lw=1.3)] + pub,
+                  ["Kaplan-Meier (reconstructed)"] + pub_labels, loc="upper right", fontsize=6.5,
+                  handlelength=1.2)
 
     _at_risk_table(ax_tab, ipd, trial, colours, np.arange(0, xmax + 1e-9, step), published, narrow)
     return fig
