@@ -90,7 +90,8 @@ def plot_hr_over_time(
         points) to the last death, else ``tmax``, else 120. Times past the
         last death in the fit's data are dropped.
     tmax : float, optional
-        Right end of the data (default: the last death, else the grid's end).
+        Right end of the default grid when ``tv_fit`` carries no data (with
+        data, the curve always ends at the last death).
     band_model : str, optional
         Constant model drawn as the band; default piecewise PH, else Weibull
         PH, else the first.
