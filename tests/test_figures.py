@@ -9,6 +9,7 @@ estimands in about a second per figure.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import subprocess
 import sys
@@ -124,12 +125,12 @@ def _drawn_texts(fig: Figure) -> list:
             if t.get_visible() and t.get_text().strip() and id(t) not in skip]
 
 
-def _check_print_quality(fig: Figure) -> None:
-    """Text >= 7 pt at print size, no two texts overlap, none cut off."""
+def _check_print_quality(fig: Figure, min_pt: float = 7.0) -> None:
+    """Text >= ``min_pt`` at print size, no two texts overlap, none cut off."""
     renderer = fig.canvas.get_renderer()
     texts = _drawn_texts(fig)
-    small = [(t.get_text(), t.get_fontsize()) for t in texts if t.get_fontsize() < 7]
-    assert not small, f"text below 7 pt: {small}"
+    small = [(t.get_text(), t.get_fontsize()) for t in texts if t.get_fontsize() < min_pt]
+    assert not small, f"text below {min_pt} pt: {small}"
     # Shrink boxes a little: glyph boxes of adjacent lines touch by design.
     boxes = [(t, t.get_window_extent(renderer).expanded(0.98, 0.9)) for t in texts]
     for i, (a, ba) in enumerate(boxes):
@@ -247,6 +248,7 @@ def test_posterior_survival_one_panel_per_model(grid, ipd, trial, close):
     close(fig)
     assert len(_visible_axes(fig)) == len(MODELS)
     text = _texts(fig)
+    assert "reference prior" in text
     for arm in trial.arms.values():
         assert arm.name in text
     assert "months" in text
@@ -326,11 +328,18 @@ def test_save_figure_writes_png_and_pdf_atomically(ipd, trial, tmp_path, close):
 
 
 def test_draw_all_writes_eight_pngs_and_pdfs(grid, ipd, trial, tmp_path):
-    paths = figures.draw_all(grid, ipd, trial, tmp_path, dpi=200)
+    seen: list[tuple[str, float]] = []
+    timings: dict = {}
+    paths = figures.draw_all(grid, ipd, trial, tmp_path, dpi=200,
+                             progress=lambda stem, secs: seen.append((stem, secs)), timings=timings)
     assert len(paths) == 16
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == sorted(f"{s}.{e}" for s in figures.FIGURE_STEMS for e in ("png", "pdf"))
+    assert [p.stem for p in paths[::2]] == list(figures.FIGURE_STEMS)
     assert all(p.stat().st_size > 0 for p in paths)
+    # One progress call per figure, with its time.
+    assert sorted(s for s, _ in seen) == sorted(figures.FIGURE_STEMS)
+    assert all(secs >= 0 for _, secs in seen) and set(timings) == set(figures.FIGURE_STEMS)
 
 
 def test_figure_stems_match_the_report():
@@ -354,8 +363,34 @@ def test_reconstruct_path_does_not_import_figures():
 def test_draw_all_copes_with_a_one_model_one_prior_grid(grid, ipd, trial, tmp_path):
     """A sensitivity run (e.g. configs/weibull_only.toml) still yields all eight files."""
     sub = SimpleNamespace(fits={("weibull_ph", "sceptical"): grid.fits[("weibull_ph", "sceptical")]}, loo=None)
-    paths = figures.draw_all(sub, ipd, trial, tmp_path, dpi=200)
+    paths = figures.draw_all(sub, ipd, trial, tmp_path, dpi=200, workers=1)
     assert len(paths) == 16 and all(p.exists() for p in paths)
+
+
+def test_draw_all_single_adds_single_column_files(grid, ipd, trial, tmp_path, monkeypatch):
+    """width="single" writes <stem>_single.* next to every figure, drawn 3.5 in wide.
+
+    The figures themselves are checked at that width by
+    test_single_column_variants_are_legible; here a stand-in keeps it quick.
+    """
+    widths: list[float] = []
+
+    def stand_in(self, stem, width):
+        widths.append(width)
+        return figures._common.placeholder(stem, width)
+
+    stems = figures.FIGURE_STEMS[:2]
+    monkeypatch.setattr(figures._Job, "draw", stand_in)
+    monkeypatch.setattr(figures, "FIGURE_STEMS", stems)
+    paths = figures.draw_all(grid, ipd, trial, tmp_path, dpi=200, workers=1, width="single")
+    assert len(paths) == 4 * len(stems)
+    expected = {f"{s}{v}.{e}" for s in stems for v in ("", "_single") for e in ("png", "pdf")}
+    assert {p.name for p in tmp_path.iterdir()} == expected
+    assert sorted(set(widths)) == [style.SINGLE_COLUMN, style.DOUBLE_COLUMN]
+    from PIL import Image
+
+    with Image.open(tmp_path / "fig1_km_reconstruction_single.png") as im:
+        assert im.width == pytest.approx(style.SINGLE_COLUMN * 200, abs=2)
 
 
 def test_forest_draws_pooled_intervals_under_the_primary_ones(grid, trial, close):
@@ -382,3 +417,215 @@ def test_diagnostics_takes_the_long_loo_table_of_the_fits_prior(grid, trial, clo
     close(fig)
     text = _texts(fig)
     assert "weight 0.50" in text and "weight 0.70" not in text
+
+
+# --------------------------------------------------------------------------- issue 11 fixes
+
+
+def _lines_with_gid(fig: Figure, gid: str) -> list:
+    return [ln for ln in fig.findobj(mpl.lines.Line2D) if ln.get_gid() == gid]
+
+
+@pytest.mark.parametrize("stem", ["fig4_posterior_survival", "fig5_hr_over_time",
+                                  "fig7_rmst_difference", "fig8_diagnostics"])
+def test_per_model_figures_name_their_prior(grid, ipd, trial, tmp_path, stem):
+    # Default: the reference prior, named as such.
+    default = figures._Job(grid, ipd, trial, tmp_path, None, 200, 0.7, ("double",))
+    assert default.prior == "reference"
+    # Another prior set: the figure draws its fits and names it.
+    job = figures._Job(grid, ipd, trial, tmp_path, "sceptical", 200, 0.7, ("double",))
+    assert all(f.prior.name == "sceptical" for f in job.per_model.values())
+    fig = job.draw(stem, style.DOUBLE_COLUMN)
+    text = _texts(fig)
+    assert "sceptical prior" in text and "reference prior" not in text
+    fig.clear()
+
+
+def test_per_model_figures_infer_the_prior_from_the_fits(grid, ipd, trial, close):
+    fits = {m: grid.fits[(m, "enthusiastic")] for m in MODELS}
+    fig = figures.plot_posterior_survival(fits, ipd, trial)
+    close(fig)
+    assert "enthusiastic prior" in _texts(fig)
+
+
+def test_km_medians_sit_on_half_and_at_risk_rows_are_labelled(ipd, trial, close):
+    fig = figures.plot_km(ipd, trial)
+    close(fig)
+    meds = _lines_with_gid(fig, "published-median")
+    assert len(meds) == sum(a.median is not None for a in trial.arms.values()) > 0
+    assert all(np.allclose(m.get_ydata(), 0.5) for m in meds)
+    ax_tab = fig.get_axes()[1]
+    assert ax_tab.get_title(loc="left") == "Number at risk (reconstructed)"
+    assert "published" not in " ".join(t.get_text() for t in ax_tab.texts)
+
+
+def test_km_shows_published_at_risk_numbers_as_published(ipd, trial, close):
+    from kmbayes.trial import AtRisk
+
+    arms = {a: dataclasses.replace(arm, at_risk=(AtRisk(0.0, arm.n), AtRisk(24.0, 30 + i)))
+            for i, (a, arm) in enumerate(trial.arms.items())}
+    pub = dataclasses.replace(trial, arms=arms)
+    fig = figures.plot_km(ipd, pub)
+    close(fig)
+    ax_tab = fig.get_axes()[1]
+    assert "reconstructed" in ax_tab.get_title(loc="left") and "published" in ax_tab.get_title(loc="left")
+    published = [t for t in ax_tab.texts if t.get_gid() == "published-at-risk"]
+    assert sorted(t.get_text() for t in published) == sorted(
+        [str(a.n) for a in trial.arms.values()] + ["30", "31"])
+    assert all(t.get_style() == "italic" for t in published)
+
+
+def test_hr_over_time_stops_at_the_last_death(grid, trial, close):
+    ref = {m: grid.fits[(m, "reference")] for m in MODELS}
+    tv = ref["piecewise_tv"]
+    # Ask for a grid well past the data: the curve must still stop at the last death.
+    fig = figures.plot_hr_over_time(tv, {m: ref[m] for m in MODELS[:2]}, trial,
+                                    times=np.linspace(0.0, 400.0, 300), tmax=400.0)
+    close(fig)
+    last_death = float(np.max(tv.data.time[tv.data.event > 0]))
+    (med,) = _lines_with_gid(fig, "hr-median")
+    assert np.max(med.get_xdata()) <= last_death + 1e-9
+    ax = fig.get_axes()[0]
+    assert ax.get_xlim()[1] < last_death + 25
+    deaths = int(np.sum((tv.data.event > 0) & (tv.data.time > 96)))
+    assert f"{deaths} death" in _texts(fig) and "Open interval" in _texts(fig)
+
+
+@pytest.mark.parametrize("mcid", [0.7, 0.8])
+def test_prob_benefit_marks_the_mcid_and_starts_near_zero(grid, trial, close, mcid):
+    fig = figures.plot_prob_benefit(grid.fits, trial, models=["piecewise_ph"], mcid_hr=mcid)
+    close(fig)
+    (line,) = _lines_with_gid(fig, "mcid")
+    assert np.allclose(line.get_xdata(), mcid)
+    assert "MCID" in _texts(fig)
+    ax = _visible_axes(fig)[0]
+    lo, hi = ax.get_xlim()
+    assert lo <= 0.2 and 1.15 <= hi <= 1.25
+    # Every curve starts (close to) 0 at the left end of the axis.
+    curves = [ln for ln in ax.get_lines() if ln.get_gid() is None and len(ln.get_xdata()) > 10]
+    assert curves and all(ln.get_ydata()[0] < 0.02 for ln in curves)
+
+
+def test_draw_all_passes_mcid_to_figure_6(grid, ipd, trial, tmp_path):
+    job = figures._Job(grid, ipd, trial, tmp_path, None, 200, 0.8, ("double",))
+    fig = job.draw("fig6_prob_benefit", style.DOUBLE_COLUMN)
+    assert all(np.allclose(ln.get_xdata(), 0.8) for ln in _lines_with_gid(fig, "mcid"))
+    fig.clear()
+
+
+def test_triplot_likelihood_is_the_models_own(grid, ipd, trial, tmp_path):
+    from kmbayes.tipping import likelihood_from_fit
+
+    job = figures._Job(grid, ipd, trial, tmp_path, None, 200, 0.7, ("double",))
+    assert job.main == "piecewise_ph"
+    # The reference prior (sigma 10) is the most diffuse: its fit carries the likelihood.
+    expected = likelihood_from_fit(grid.fits[("piecewise_ph", "reference")])
+    assert job.triplot_likelihood() == pytest.approx(expected)
+    fig = job.draw("fig2_hr_triplot", style.DOUBLE_COLUMN)
+    text = _texts(fig)
+    assert "Likelihood (Piecewise-exponential PH, normal approx.)" in text and "Cox" not in text
+    # Prior x likelihood = posterior: under the sceptical prior the conjugate
+    # combination matches the drawn posterior's centre.
+    m, se = expected
+    spec = grid.fits[("piecewise_ph", "sceptical")].prior
+    w = 1 / se**2 + 1 / spec.sigma**2
+    post_mean = (m / se**2 + spec.mu / spec.sigma**2) / w
+    draws = np.log(figures._draws.hr_draws(grid.fits[("piecewise_ph", "sceptical")]))
+    assert abs(post_mean - draws.mean()) < 3 * w**-0.5 / math.sqrt(draws.size) + 0.05
+    fig.clear()
+
+
+def test_arm_and_prior_colours_are_disjoint():
+    arms = set(style.arm_colours([f"arm{i}" for i in range(6)]).values())
+    priors = set(style.prior_colours([*PRIORS, *(f"custom{i}" for i in range(6))]).values())
+    assert arms and priors and not arms & priors
+    assert not set(style.ARM_PALETTE) & set(style.PRIOR_PALETTE)
+    assert style.EFFECT_COLOUR not in arms | priors
+
+
+def _mathtext_trial(trial):
+    # Two "$" make mathtext: "$\\frac$" would raise a parse error, "50$ or 10$"
+    # would print "or 10" in italics.
+    labels = {trial.reference_arm: "Control $\\frac$", trial.treatment_arm: "Drug 50$ or 10$"}
+    arms = {a: dataclasses.replace(arm, label=labels[a]) for a, arm in trial.arms.items()}
+    return dataclasses.replace(trial, arms=arms), labels
+
+
+def test_mathtext_in_arm_labels_is_drawn_literally(grid, ipd, trial, close):
+    odd, labels = _mathtext_trial(trial)
+    made = [
+        figures.plot_km(ipd, odd),
+        figures.plot_forest(grid.fits, odd),
+        figures.plot_posterior_survival({m: grid.fits[(m, "reference")] for m in MODELS}, ipd, odd),
+        figures.plot_rmst_difference({"weibull_ph": grid.fits[("weibull_ph", "reference")]}, odd,
+                                     horizons=np.arange(12.0, 97.0, 12.0)),
+    ]
+    for fig in made:
+        close(fig)  # draws the figure: "$\frac$" as mathtext would raise here
+        texts = [t for t in fig.findobj(mpl.text.Text) if "$" in t.get_text()]
+        assert texts
+        assert all(t._preprocess_math(t.get_text())[1] is False for t in texts)
+    assert any(labels[trial.reference_arm] in _texts(f) for f in made)
+
+
+def test_forest_clips_intervals_reaching_zero_or_infinity(trial, close):
+    rng = np.random.default_rng(3)
+    wild = np.concatenate([np.zeros(30), np.exp(rng.normal(0.0, 1.0, 500)), np.full(30, np.inf)])
+    fits = {("weibull_ph", "reference"): wild,
+            ("weibull_ph", "sceptical"): np.exp(rng.normal(0.0, 40.0, 500)),
+            ("piecewise_ph", "reference"): np.exp(rng.normal(-0.5, 0.2, 500))}
+    fig = figures.plot_forest(fits, trial)
+    close(fig)
+    ax = fig.get_axes()[1]
+    lo, hi = ax.get_xlim()
+    assert 0 < lo and np.isfinite(hi) and hi / lo < 1e4
+    arrows = _lines_with_gid(fig, "clip-arrow")
+    assert {a.get_marker() for a in arrows} == {"<", ">"}
+    assert "past the axis" in _texts(fig)
+
+
+def test_one_patient_per_arm_does_not_crash(trial, close):
+    tiny = pd.DataFrame({"time": [5.0, 7.0], "event": [1, 0],
+                         "arm": [trial.reference_arm, trial.treatment_arm]})
+    fig = figures.plot_km(tiny, trial)
+    fig.canvas.draw()
+    fig.clear()
+    # Such a fit's HR draws run to 0 and infinity.
+    draws = np.concatenate([np.zeros(100), np.full(100, np.inf), np.exp(np.linspace(-30, 30, 100))])
+    fig = figures.plot_forest({("weibull_ph", "reference"): draws}, trial)
+    close(fig)
+    fig = figures.plot_prob_benefit({("weibull_ph", "reference"): draws}, trial)
+    fig.canvas.draw()
+    fig.clear()
+
+
+@pytest.mark.parametrize("stem", figures.FIGURE_STEMS)
+def test_single_column_variants_are_legible(grid, ipd, trial, tmp_path, stem):
+    job = figures._Job(grid, ipd, trial, tmp_path, None, 200, 0.7, ("single",))
+    fig = job.draw(stem, style.SINGLE_COLUMN)
+    try:
+        assert fig.get_figwidth() == pytest.approx(style.SINGLE_COLUMN, abs=0.6)
+        _check_print_quality(fig, min_pt=6.0)
+    finally:
+        fig.clear()
+
+
+def test_saved_files_are_byte_identical(ipd, trial, tmp_path):
+    fig = figures.plot_km(ipd, trial)
+    a = figures.save_figure(fig, tmp_path / "a", "km", dpi=200)
+    b = figures.save_figure(fig, tmp_path / "b", "km", dpi=200)
+    fig.clear()
+    assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
+
+
+def test_forest_cox_row_matches_lifelines():
+    """The forest's own Cox fit (Efron ties, no lifelines import) agrees with estimands'."""
+    pytest.importorskip("lifelines")
+    from kmbayes import estimands
+
+    rng = np.random.default_rng(5)
+    # Whole-unit times: many tied deaths, where Efron and Breslow differ.
+    tied = SimpleNamespace(time=np.round(rng.exponential(10, 150)), event=(rng.random(150) < 0.8).astype(float),
+                           arm=(rng.random(150) < 0.5).astype(float))
+    ours = figures._draws.cox_efron(tied.time, tied.event, tied.arm)
+    assert ours == pytest.approx(estimands.cox_likelihood(tied), abs=1e-5)

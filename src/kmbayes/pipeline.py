@@ -168,11 +168,12 @@ def _record_step(record: Path, key: str | None, root: Path, paths, **extra) -> N
     write_text_atomic(record, json.dumps({"key": key, "files": files, **extra}, indent=1, sort_keys=True))
 
 
-def figures_step(grid, ipd: Path, trial, layout: Layout) -> list[Path]:
-    """Draw the figures, unless the last run drew them from the same grid and they are unchanged."""
+def figures_step(grid, ipd: Path, trial, layout: Layout, *, mcid_hr: float | None = None) -> list[Path]:
+    """Draw the report's figures and their single-column variants, one line per figure,
+    unless the last run drew them from the same grid and they are unchanged on disk."""
     from .provenance import sha
 
-    key = sha(f"figures:{grid.grid_key}") if getattr(grid, "grid_key", None) else None
+    key = sha(f"figures:{grid.grid_key}:{mcid_hr}") if getattr(grid, "grid_key", None) else None
     record = layout.figures / ".figures.json"
     hit = _cached_step(record, key, layout.root)
     if hit is not None:
@@ -181,7 +182,9 @@ def figures_step(grid, ipd: Path, trial, layout: Layout) -> list[Path]:
     from .data import read_ipd
     from .figures import draw_all
 
-    paths = draw_all(grid, read_ipd(ipd, trial), trial, layout.figures)
+    kw = {} if mcid_hr is None else {"mcid_hr": mcid_hr}
+    paths = draw_all(grid, read_ipd(ipd, trial), trial, layout.figures, width="single",
+                     progress=lambda stem, secs: _say(f"  {stem} {secs:.1f} s"), **kw)
     _record_step(record, key, layout.root, paths)
     return paths
 
@@ -462,7 +465,7 @@ def run_command(args) -> int:
                                          pool=None))
 
     _say(f"[3/4] figures -> {layout.figures}")
-    figs = timed("figures", lambda: figures_step(grid, ipd, trial, layout))
+    figs = timed("figures", lambda: figures_step(grid, ipd, trial, layout, mcid_hr=spec.mcid_hr))
     _say(f"  wrote {len(figs)} files")
 
     _say(f"[4/4] report -> {layout.reports / 'reanalysis.md'}")
@@ -527,7 +530,7 @@ def report_command(args) -> int:
     from .data import file_digest
 
     grid = load_grid(layout.root, spec, data_hash=file_digest(ipd) if ipd.exists() else None)
-    figs = figures_step(grid, ipd, trial, layout)
+    figs = figures_step(grid, ipd, trial, layout, mcid_hr=spec.mcid_hr)
     reps_check = check_path(layout.existing(f"{trial_path.stem}_ipd_replicates.csv"))
     report, summary = report_step(grid, spec, trial, reps_check if reps_check.exists() else check_path(ipd), layout,
                                   seed=spec.seed)

@@ -1,10 +1,13 @@
 """House style for the figures: sizes, fonts and one colour-blind-safe palette.
 
 Every figure draws its colours from here so that an arm, a prior set or a
-model has the same colour in every figure of the report. Colours come from the
-Okabe-Ito palette (Okabe & Ito 2008) and Paul Tol's qualitative schemes, which
-stay distinguishable under the common colour-vision deficiencies and in
-greyscale print.
+model has the same colour in every figure of the report, and one colour has
+one meaning: arms are blues (light reference, dark treatment) and nothing
+else is blue; prior sets get distinct non-blue hues; a treatment effect
+(HR over time, RMST difference) is purple; greys are for references and
+annotations. Colours come from the Okabe-Ito palette (Okabe & Ito 2008),
+Paul Tol's schemes and ColorBrewer blues, which stay distinguishable under
+the common colour-vision deficiencies and in greyscale print.
 
 Sizes are journal sizes: a single column is 3.5 in wide and a double column
 7.2 in; text is 7-8 pt at that size, so figures are drawn at print size and
@@ -27,10 +30,16 @@ DOUBLE_COLUMN = 7.2
 DPI = 300
 """Raster resolution of saved PNGs."""
 
-# Okabe-Ito. Blue/vermillion for the two arms: the pair most robust to every
-# colour-vision deficiency and still distinct in greyscale (dark vs mid).
-REFERENCE_ARM_COLOUR = "#0072B2"
-TREATMENT_ARM_COLOUR = "#D55E00"
+# One colour, one meaning: arms are blues (and only arms are blue), prior sets
+# are distinct non-blue hues, and the treatment effect (HR over time, RMST
+# difference) has its own colour. Reference arm light, treatment arm dark, so
+# the arms stay apart in greyscale and under every colour-vision deficiency.
+REFERENCE_ARM_COLOUR = "#6BAED6"
+TREATMENT_ARM_COLOUR = "#08519C"
+
+ARM_PALETTE = (REFERENCE_ARM_COLOUR, TREATMENT_ARM_COLOUR, "#2B8CBE", "#9ECAE1", "#084081",
+               "#4292C6")
+"""Arm colours in arm order (reference first); more than six arms cycle."""
 
 PRIOR_COLOURS: dict[str, str] = {
     "reference": "#000000",
@@ -38,10 +47,15 @@ PRIOR_COLOURS: dict[str, str] = {
     "enthusiastic": "#E69F00",
     "pessimistic": "#CC79A7",
 }
-"""Named prior sets. Black for the reference prior: it is the default reading."""
+"""Named prior sets (Okabe-Ito). Black for the reference prior: it is the
+default reading."""
 
-# For prior sets outside the named four; none of these clash with arm colours.
-_EXTRA_COLOURS = ("#56B4E9", "#882255", "#999933", "#44AA99", "#AA4499", "#DDCC77")
+# For prior sets outside the named four: Okabe-Ito vermillion and Tol hues,
+# none of them blue, so no prior is ever mistaken for an arm.
+_EXTRA_COLOURS = ("#D55E00", "#882255", "#999933", "#AA4499", "#DDCC77", "#661100")
+
+PRIOR_PALETTE = (*PRIOR_COLOURS.values(), *_EXTRA_COLOURS)
+"""Every colour a prior set can get."""
 
 PRIOR_ORDER = ("reference", "sceptical", "enthusiastic", "pessimistic")
 
@@ -58,8 +72,12 @@ MODEL_LABELS: dict[str, str] = {
 }
 """Display names for model ids (as in the report); unknown ids are prettified."""
 
-TIME_VARYING_COLOUR = "#332288"
-"""Tol indigo: the time-varying HR, distinct from both arm colours."""
+EFFECT_COLOUR = "#762A83"
+"""Tol purple: a posterior treatment effect (the HR over time, the RMST
+difference); neither an arm nor a prior."""
+
+TIME_VARYING_COLOUR = EFFECT_COLOUR
+"""The time-varying HR (an effect); kept for older notebooks."""
 
 NEUTRAL = "#4D4D4D"
 LIGHT = "#BBBBBB"
@@ -96,6 +114,10 @@ RC: dict[str, object] = {
     "pdf.fonttype": 42,
     "ps.fonttype": 42,
     "svg.fonttype": "none",
+    # Labels come from trial files: "$" must print as "$", never start mathtext.
+    "text.parse_math": False,
+    # No timestamps or versions in the files: same inputs, same bytes.
+    "svg.hashsalt": "kmbayes",
 }
 """Matplotlib rc settings applied (as a context) while each figure is drawn."""
 
@@ -114,14 +136,13 @@ def arm_colours(arm_ids: Iterable[str]) -> dict[str, str]:
         Arm id to hex colour.
     """
     ids = list(arm_ids)
-    pool = [REFERENCE_ARM_COLOUR, TREATMENT_ARM_COLOUR, *_EXTRA_COLOURS]
-    return {a: pool[i % len(pool)] for i, a in enumerate(ids)}
+    return {a: ARM_PALETTE[i % len(ARM_PALETTE)] for i, a in enumerate(ids)}
 
 
 def prior_colours(priors: Iterable[str]) -> dict[str, str]:
     """Colours for prior sets: the named four fixed, others from a spare pool."""
     out: dict[str, str] = {}
-    spare = iter(_EXTRA_COLOURS * 4)
+    spare = iter(_EXTRA_COLOURS * 8)
     for p in priors:
         out[p] = PRIOR_COLOURS.get(p) or next(spare)
     return out
