@@ -86,6 +86,17 @@ CASES: dict[str, tuple[str, str]] = {
         _replace("events = 39\n", 'events = 39\ncurve = "no_such_curve.csv"\n'),
         "arms.combined.curve",
     ),
+    # issue 13: huge numbers, limits, paths leaving the trial's directory, odd ids
+    "n_as_huge_float": (_replace("n = 60\n", "n = 1e18\n"), "arms.combined.n"),
+    "n_past_limit_with_fewer_events": (_replace("n = 60\n", "n = 1000000\n"), "arms.combined.n"),
+    "one_patient_arm": (_replace("n = 60\n", "n = 1\n"), "arms.combined.n"),
+    "median_1e300": (_replace("median = { estimate = 45.6, lower = 30.3, upper = 67.8 }",
+                              "median = { estimate = 1e300, lower = 30.3 }"), "arms.combined.median.estimate"),
+    "curve_absolute_path": (_replace("events = 39\n", 'events = 39\ncurve = "/etc/passwd"\n'), "arms.combined.curve"),
+    "curve_parent_dir": (_replace("events = 39\n", 'events = 39\ncurve = "../x.csv"\n'), "arms.combined.curve"),
+    "curve_path_too_long": (_replace("events = 39\n", f'events = 39\ncurve = "{"c" * 300}.csv"\n'), "arms.combined.curve"),
+    "arm_id_too_long": (BASE.replace("[arms.combined]", f"[arms.{'c' * 300}]"), "arms.ccc"),
+    "deeply_nested": (BASE + "x = " + "[" * 600 + "]" * 600 + "\n", "file"),
 }
 
 
@@ -101,6 +112,7 @@ def test_bad_trial_file(case: str, tmp_path: Path) -> None:
     assert len(lines) == 1, r.stderr  # one line, so no traceback
     assert "Traceback" not in r.stderr
     assert field in lines[0], (field, lines[0])
+    assert len(lines[0]) < 300 and "\x1b" not in lines[0]
     assert r.stdout == ""
     assert not out.exists()
     assert not out.parent.exists() or not any(out.parent.iterdir())  # nothing half-written

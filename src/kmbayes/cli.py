@@ -5,7 +5,12 @@ only when it runs, so ``kmbayes reconstruct`` never loads PyMC, ArviZ,
 lifelines or pandas and starts in a fraction of a second.
 
 Bad input (:class:`~kmbayes.errors.InputError`) is reported as one line on
-stderr naming the field, with exit code 2 and no output written.
+stderr naming the field, with exit code 2 and no output written. Bad
+arguments get the same treatment (one line, exit 2; the usage is shown by
+``--help``), and so do operating-system errors on the user's paths (a full
+disk, a permission denied). All messages go through
+:func:`kmbayes.errors.one_line`: one line, control characters replaced, at
+most ~300 characters.
 """
 
 from __future__ import annotations
@@ -14,20 +19,36 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import FitFailedError, InputError
+from .errors import FitFailedError, InputError, one_line
 
 EXIT_INPUT = 2
 EXIT_FIT_FAILED = 3
 
 
 def _cmd_reconstruct(args: argparse.Namespace) -> int:
-    from .reconstruct import run_reconstruct
+    from .io import check_output_path, output_lock
+    from .limits import LIMITS
+    from .pipeline import announce_workload, check_seed, check_workload
+    from .reconstruct import check_path, run_reconstruct
+    from .trial import load_trial
 
     if args.replicates < 1:
         raise InputError("--replicates", f"must be >= 1, got {args.replicates}")
-    text = run_reconstruct(
-        args.trial, args.out, seed=args.seed, replicates=args.replicates, engine=args.engine
-    )
+    if args.replicates > LIMITS["replicates_max"]:
+        raise InputError("--replicates", f"{args.replicates} is above the documented limit of {LIMITS['replicates_max']}")
+    check_seed(args.seed)
+    trial = load_trial(args.trial)  # validate first: a bad trial file writes nothing
+    rows = check_workload(trial, args.replicates, "--replicates")
+    # The outputs must not be the inputs: `--out trial.toml` overwrote the trial file.
+    inputs = [Path(args.trial)] + [trial.path.parent / a.curve_path for a in trial.arms.values()
+                                   if a.curve_path and trial.path is not None]
+    out = check_output_path(args.out, "--out", is_dir=False, protect=tuple(inputs))
+    check_output_path(check_path(out), "--out", is_dir=False, protect=tuple(inputs))
+    with output_lock(out.parent, "--out", sweep=(f".{out.name}.", f".{check_path(out).name}.")):
+        announce_workload(rows)
+        text = run_reconstruct(
+            args.trial, out, seed=args.seed, replicates=args.replicates, engine=args.engine
+        )
     if not args.quiet:
         print(text)
     return 0
@@ -51,9 +72,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return run_command(args)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit 2), like every other refusal."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {one_line(message, 180)} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for ``--help`` tests and docs)."""
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="kmbayes",
         description="Bayesian reanalysis of a survival trial from its published numbers.",
     )
@@ -138,11 +166,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except InputError as ex:
-        print(f"kmbayes: error: {ex}", file=sys.stderr)
+        print(f"kmbayes: error: {one_line(str(ex))}", file=sys.stderr)
         return EXIT_INPUT
     except FitFailedError as ex:
-        print(f"kmbayes: fit failed: {ex}", file=sys.stderr)
+        print(f"kmbayes: fit failed: {one_line(str(ex))}", file=sys.stderr)
         return EXIT_FIT_FAILED
+    except OSError as ex:
+        # A path the user gave cannot be read or written (permissions, a full
+        # disk, a name too long): the user's to fix, so exit 2 in one line.
+        where = f" ({Path(ex.filename).name})" if getattr(ex, "filename", None) else ""
+        print(f"kmbayes: error: {one_line((ex.strerror or type(ex).__name__) + where)}", file=sys.stderr)
+        return EXIT_INPUT
     except KeyboardInterrupt:
         print("kmbayes: interrupted", file=sys.stderr)
         return 130

@@ -201,15 +201,20 @@ def read_stored(folder: Path, name: str = "posterior.nc", data=None) -> FitResul
         raise InputError("--output", f"no fit in {display_path(folder)} (run `kmbayes fit`)")
     try:
         man = json.loads(mp.read_text())
-        ok = man.get("posterior_sha256") == file_sha(pp)
+        ok = isinstance(man, dict) and man.get("posterior_sha256") == file_sha(pp)
     except (OSError, ValueError):
         ok = False
     if not ok:
         raise InputError("--output", f"{display_path(pp)} does not match its manifest (refit with `kmbayes fit`)")
     try:
-        return read_fit(pp, man, data)
+        fit = read_fit(pp, man, data)
     except Exception as ex:
         raise InputError("--output", f"{display_path(pp)} is unreadable ({type(ex).__name__}); refit") from None
+    # The file carries its own cache key: a manifest edited by hand (or from
+    # another fit with a recomputed hash) disagrees with it.
+    if fit.idata["posterior"].attrs.get("cache_key") != man.get("cache_key"):
+        raise InputError("--output", f"{display_path(pp)} does not match its manifest's cache key; refit")
+    return fit
 
 
 

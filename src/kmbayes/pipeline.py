@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import FitFailedError, InputError
-from .io import write_text_atomic
+from .io import check_output_path, output_lock, write_text_atomic
+from .limits import LIMITS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "clocc.toml"
@@ -82,7 +83,7 @@ def layout_for(output: Path | None, spec=None, trial_path: Path | None = None) -
     sensitivity analysis never overwrites the main results.
     """
     if output is not None:
-        return Layout(Path(output).resolve())
+        return Layout(check_output_path(output, "--output", is_dir=True))
     if trial_path is not None and spec is not None and Path(trial_path).resolve() != Path(spec.trial).resolve():
         return Layout((REPO_ROOT / "runs" / Path(trial_path).stem).resolve())
     spec_path = getattr(spec, "path", None)
@@ -420,14 +421,67 @@ def _load_spec(args):
     return spec
 
 
+def _spec_trial(spec) -> Path:
+    """The spec's trial file; a spec without ``run.trial`` is refused here, not with a TypeError later."""
+    if spec.trial is None:
+        raise InputError("run.trial", "missing (required: the trial file this spec analyses)")
+    return Path(spec.trial).resolve()
+
+
 def _trial_path(spec, args) -> Path:
     p = getattr(args, "trial", None)
     if p is not None:
+        from .io import check_path_length
+
+        check_path_length(p, "--trial")
         p = Path(p)
         if not p.exists():
             raise InputError("--trial", f"trial file not found: {p}")
         return p.resolve()
-    return Path(spec.trial).resolve()
+    return _spec_trial(spec)
+
+
+def check_seed(seed: int | None, fld: str = "--seed") -> None:
+    """Seeds are 0..2**32-1 (numpy's range); -1 used to raise a ValueError traceback."""
+    if seed is not None and not 0 <= seed <= LIMITS["seed_max"]:
+        raise InputError(fld, f"must be in [0, {LIMITS['seed_max']}], got {seed}")
+
+
+def check_workload(trial, replicates: int, fld: str) -> int:
+    """Refuse a reconstruction past ``patient_rows_max``; announce one that takes a while.
+
+    Reconstruction time grows with patients x replicates; past the limit it
+    ran for minutes with no output, so it is refused, and below it a run
+    expected to take more than a couple of seconds says so on stderr first
+    (:func:`announce_workload`). Returns the number of rows.
+    """
+    n = sum(a.n for a in trial.arms.values())
+    rows = n * max(1, replicates)
+    if rows > LIMITS["patient_rows_max"]:
+        raise InputError(fld, f"{replicates} replicates x {n} patients = {rows} rows, above the documented "
+                         f"limit of {LIMITS['patient_rows_max']}")
+    return rows
+
+
+def announce_workload(rows: int) -> None:
+    """Say on stderr that a reconstruction will take a while (called once nothing can be refused any more)."""
+    import sys
+
+    if rows > 20_000:
+        print(f"kmbayes: reconstructing {rows} patient rows; this takes a few seconds", file=sys.stderr, flush=True)
+
+
+def check_fittable(trial) -> None:
+    """Refuse a trial whose data cannot identify a hazard ratio, before anything is written.
+
+    An arm without events (or a handful of patients, see ``trial``) left the
+    log HR unidentified: the posterior is the prior and the forest plot
+    overflowed after 30-odd files had been written.
+    """
+    for arm in trial.arms.values():
+        if arm.events < LIMITS["arm_events_min"]:
+            raise InputError(f"arms.{arm.id}.events",
+                             f"{arm.events} events: fitting needs at least {LIMITS['arm_events_min']} per arm")
 
 
 def run_command(args) -> int:
@@ -435,10 +489,23 @@ def run_command(args) -> int:
     from .trial import load_trial
 
     t0 = time.time()
+    check_seed(args.seed)
     spec = _load_spec(args)
     trial_path = _trial_path(spec, args)
     trial = load_trial(trial_path)  # validate before writing anything
+    check_fittable(trial)
+    if spec.trial is None:
+        from dataclasses import replace
+
+        spec = replace(spec, trial=trial_path)
     layout = layout_for(args.output, spec, trial_path)  # before adapting: it compares with the spec's trial
+    rows = check_workload(trial, spec.replicates, "run.replicates")
+    with output_lock(layout.root):
+        announce_workload(rows)
+        return _run_locked(args, spec, trial_path, trial, layout, t0)
+
+
+def _run_locked(args, spec, trial_path, trial, layout, t0) -> int:
     is_spec_trial = trial_path == Path(spec.trial).resolve()
     if not is_spec_trial:
         from .runspec import adapt_spec_to_trial
@@ -498,20 +565,57 @@ def fit_command(args) -> int:
             priors=args.priors.split(",") if args.priors else None,
         )
     layout = layout_for(args.output, spec)
-    stem = Path(spec.trial).stem
-    ipd = Path(args.data).resolve() if args.data else layout.existing(f"{stem}_ipd.csv")
-    if not ipd.exists():
-        raise InputError("--data", f"IPD not found: {ipd} (run `kmbayes reconstruct` or `kmbayes run` first)")
+    stem = _spec_trial(spec).stem
+    # --data wins, then the spec's run.data, then the reconstruction under the output root.
+    if args.data:
+        from .io import check_path_length
+
+        check_path_length(args.data, "--data")
+        ipd, fld = Path(args.data).resolve(), "--data"
+    elif spec.data is not None:
+        ipd, fld = Path(spec.data).resolve(), "run.data"
+    else:
+        ipd, fld = layout.existing(f"{stem}_ipd.csv"), "--data"
+    if not ipd.is_file():
+        raise InputError(fld, f"IPD not found: {ipd} (run `kmbayes reconstruct` or `kmbayes run` first)")
+    _check_ipd_size(ipd, fld)
     reps = layout.existing(f"{stem}_ipd_replicates.csv")
     pool = True if args.pool_replicates else None
     _say(f"kmbayes fit: {len(spec.models)} models x {len(spec.priors)} priors on {ipd.name}")
-    grid = fit_step(spec, ipd, reps if reps.exists() else None, layout, fast=args.fast, force=args.force,
-                    pool=pool)
+    with output_lock(layout.root):
+        grid = fit_step(spec, ipd, reps if reps.exists() else None, layout, fast=args.fast, force=args.force,
+                        pool=pool)
     _say(f"wrote {layout.reports / 'results.csv'} and {layout.reports / 'diagnostics.csv'}")
     failed = grid.failed  # primary and replicate-pooled fits
     if failed:
         raise FitFailedError(", ".join(f"{m}/{p}" for m, p in failed) + " failed the diagnostic gate")
     return 0
+
+
+def _check_ipd_size(ipd: Path, fld: str) -> None:
+    """An IPD file of at most ``patient_rows_max`` rows (counted without parsing)."""
+    rows = 0
+    with open(ipd, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            rows += block.count(b"\n")
+            if rows > LIMITS["patient_rows_max"] + 1:
+                raise InputError(fld, f"{ipd.name} has more than {LIMITS['patient_rows_max']} rows "
+                                 "(documented limit)")
+
+
+def _check_tables(grid) -> None:
+    """The tables a report reads must be there with their columns (else InputError)."""
+    need = {"results": ("model", "prior", "quantity", "estimate", "lower", "upper"),
+            "diagnostics": ("model", "prior", "gate_passed")}
+    for name, cols in need.items():
+        df = getattr(grid, name)
+        if df is None:
+            raise InputError("--output", f"reports/{name}.csv is missing; rerun `kmbayes fit`")
+        missing = [c for c in cols if c not in df.columns]
+        if missing:
+            raise InputError("--output", f"reports/{name}.csv lacks column {missing[0]!r}; rerun `kmbayes fit`")
+        if df.empty:
+            raise InputError("--output", f"reports/{name}.csv is empty; rerun `kmbayes fit`")
 
 
 def report_command(args) -> int:
@@ -522,14 +626,26 @@ def report_command(args) -> int:
 
     spec = _load_spec(args)
     layout = layout_for(args.output, spec)
-    trial_path = Path(spec.trial).resolve()
+    trial_path = _spec_trial(spec)
     trial = load_trial(trial_path)
-    ipd = layout.existing(f"{trial_path.stem}_ipd.csv")
+    ipd = Path(spec.data).resolve() if spec.data is not None else layout.existing(f"{trial_path.stem}_ipd.csv")
     if not (layout.reports / "results.csv").exists():
         raise InputError("--output", f"no fits under {layout.root} (run `kmbayes fit` first)")
+    with output_lock(layout.root):
+        return _report_locked(spec, layout, trial_path, trial, ipd, load_grid, check_path)
+
+
+def _report_locked(spec, layout, trial_path, trial, ipd, load_grid, check_path) -> int:
     from .data import file_digest
 
-    grid = load_grid(layout.root, spec, data_hash=file_digest(ipd) if ipd.exists() else None)
+    try:
+        grid = load_grid(layout.root, spec, data_hash=file_digest(ipd) if ipd.exists() else None)
+        _check_tables(grid)
+    except InputError:
+        raise
+    except Exception as ex:  # a hand-edited or truncated cache: refuse in one line, never a traceback
+        raise InputError("--output", f"the stored fits or tables under {layout.root.name} are corrupt "
+                         f"({type(ex).__name__}); rerun `kmbayes fit`") from None
     figs = figures_step(grid, ipd, trial, layout, mcid_hr=spec.mcid_hr)
     reps_check = check_path(layout.existing(f"{trial_path.stem}_ipd_replicates.csv"))
     report, summary = report_step(grid, spec, trial, reps_check if reps_check.exists() else check_path(ipd), layout,

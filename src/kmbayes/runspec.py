@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import tomllib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,8 +19,9 @@ import numpy as np
 
 from . import families, priors
 from .diagnostics import Gate
-from .errors import InputError
+from .errors import InputError, short
 from .families import BaselinePrior
+from .limits import LIMITS
 from .priors import PriorSpec
 from .provenance import REPO_ROOT, sha
 
@@ -113,25 +114,76 @@ def _get(tbl: dict, key: str, fld: str, kind, default=None, *, lo=None, hi=None)
     name = f"{fld}.{key}"
     if kind is int:
         if isinstance(v, bool) or not isinstance(v, int):
-            raise InputError(name, f"expected an integer, got {v!r}")
+            raise InputError(name, f"expected an integer, got {short(v)}")
     elif kind is float:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise InputError(name, f"expected a number, got {v!r}")
+            raise InputError(name, f"expected a number, got {short(v)}")
         v = float(v)
     elif kind is str:
         if not isinstance(v, str):
-            raise InputError(name, f"expected a string, got {v!r}")
+            raise InputError(name, f"expected a string, got {short(v)}")
+        if len(v) > LIMITS["label_chars_max"]:
+            raise InputError(name, f"longer than {LIMITS['label_chars_max']} characters")
     elif kind is bool:
         if not isinstance(v, bool):
-            raise InputError(name, f"expected true or false, got {v!r}")
+            raise InputError(name, f"expected true or false, got {short(v)}")
     elif kind is list:
         if not isinstance(v, list):
-            raise InputError(name, f"expected an array, got {v!r}")
+            raise InputError(name, f"expected an array, got {short(v)}")
     if lo is not None and v < lo:
-        raise InputError(name, f"must be >= {lo}, got {v!r}")
+        raise InputError(name, f"must be >= {lo}, got {short(v)}")
     if hi is not None and v > hi:
-        raise InputError(name, f"must be <= {hi}, got {v!r}")
+        raise InputError(name, f"must be <= {hi:g} (documented limit), got {short(v)}")
     return v
+
+
+# Every key a run spec may hold, per table: a typo (``draw = 100``) is an
+# error naming it, never a silently ignored key that runs with the default.
+_SAMPLER_KEYS = {"draws", "tune", "chains", "target_accept", "backend", "retry"}
+_KEYS = {
+    "": {"run", "models", "priors", "sampler", "fast", "pooling", "estimands", "gate", "tipping"},
+    "run": {"name", "trial", "data", "seed", "replicates", "pool_replicates"},
+    "models": {"ids", "cuts", "baseline"},
+    "priors": {"ids", "mcid_hr", "tail", "custom", "headline"},
+    "sampler": _SAMPLER_KEYS,
+    "fast": _SAMPLER_KEYS | {"ess_min", "rhat_max", "replicates"},
+    "pooling": _SAMPLER_KEYS | {"ess_min", "rhat_max"},
+    "estimands": {"milestones", "rmst_horizons"},
+    "gate": {"rhat_max", "ess_min", "divergences_max"},
+    "tipping": {"threshold_prob"},
+}
+_CUSTOM_PRIOR_KEYS = {"mu", "sigma", "center_hr", "threshold_hr", "tail_prob", "description"}
+#: prior ids become directory names (models/<model>__<prior>/): no separators, no dots
+PRIOR_ID = re.compile(r"[A-Za-z0-9_]{1,40}")
+
+
+def _unknown(keys, allowed, fld: str) -> None:
+    bad = sorted(str(k) for k in keys if k not in allowed)
+    if bad:
+        where = f"{fld}.{bad[0]}" if fld else bad[0]
+        raise InputError(where, f"unknown key (allowed: {', '.join(sorted(allowed))})")
+
+
+def _check_keys(doc: dict) -> None:
+    """Refuse unknown keys anywhere in a run spec (see ``_KEYS``)."""
+    _unknown(doc, _KEYS[""], "")
+    for tbl, allowed in _KEYS.items():
+        if not tbl or not isinstance(doc.get(tbl), dict):
+            continue
+        sub = doc[tbl]
+        if tbl == "sampler":
+            # [sampler.<model>] subtables are checked in parse_spec (model ids)
+            _unknown([k for k, v in sub.items() if not isinstance(v, dict)], allowed, tbl)
+            for k, v in sub.items():
+                if isinstance(v, dict):
+                    _unknown(v, _SAMPLER_KEYS, f"sampler.{k}")
+        else:
+            _unknown(sub, allowed, tbl)
+    customs = doc.get("priors", {}).get("custom", {}) if isinstance(doc.get("priors"), dict) else {}
+    if isinstance(customs, dict):
+        for pid, tbl in customs.items():
+            if isinstance(tbl, dict):
+                _unknown(tbl, _CUSTOM_PRIOR_KEYS, f"priors.custom.{pid}")
 
 
 def _table(doc: dict, key: str) -> dict:
@@ -141,8 +193,13 @@ def _table(doc: dict, key: str) -> dict:
     return v
 
 
-def _resolve(p: str, base: Path) -> Path:
+def _resolve(p: str, base: Path, fld: str = "run.trial") -> Path:
     """A path from a config: relative to the config's directory if it exists there, else the repo root."""
+    from .io import check_path_length
+
+    check_path_length(p, fld)
+    if not p.strip():
+        raise InputError(fld, "empty path")
     q = Path(p)
     if q.is_absolute():
         return q
@@ -154,13 +211,16 @@ def _resolve(p: str, base: Path) -> Path:
 
 def _sampler(tbl: dict, fld: str, default: SamplerSettings) -> SamplerSettings:
     s = SamplerSettings(
-        draws=_get(tbl, "draws", fld, int, default.draws, lo=10),
-        tune=_get(tbl, "tune", fld, int, default.tune, lo=10),
-        chains=_get(tbl, "chains", fld, int, default.chains, lo=1),
+        draws=_get(tbl, "draws", fld, int, default.draws, lo=10, hi=LIMITS["draws_max"]),
+        tune=_get(tbl, "tune", fld, int, default.tune, lo=10, hi=LIMITS["tune_max"]),
+        chains=_get(tbl, "chains", fld, int, default.chains, lo=1, hi=LIMITS["chains_max"]),
         target_accept=_get(tbl, "target_accept", fld, float, default.target_accept, lo=0.5, hi=0.999),
         backend=_get(tbl, "backend", fld, str, default.backend),
         retry=_get(tbl, "retry", fld, bool, default.retry),
     )
+    if s.chains * s.draws > LIMITS["draws_total_max"]:
+        raise InputError(f"{fld}.draws", f"chains x draws = {s.chains * s.draws} is above the documented limit "
+                         f"of {LIMITS['draws_total_max']}")
     if s.backend not in ("nutpie", "pymc"):
         raise InputError(f"{fld}.backend", f"must be 'nutpie' or 'pymc', got {s.backend!r}")
     return s
@@ -168,46 +228,98 @@ def _sampler(tbl: dict, fld: str, default: SamplerSettings) -> SamplerSettings:
 
 def _numbers(v, fld: str) -> tuple[float, ...]:
     if not isinstance(v, list) or not v:
-        raise InputError(fld, f"expected a non-empty array of numbers, got {v!r}")
+        raise InputError(fld, f"expected a non-empty array of numbers, got {short(v)}")
+    if len(v) > LIMITS["cuts_max"]:
+        raise InputError(fld, f"{len(v)} entries, above the limit of {LIMITS['cuts_max']}")
     out = []
     for i, x in enumerate(v):
-        if isinstance(x, bool) or not isinstance(x, (int, float)) or not x > 0 or not math.isfinite(x):
-            raise InputError(f"{fld}[{i}]", f"expected a positive number, got {x!r}")
+        if (isinstance(x, bool) or not isinstance(x, (int, float)) or not x > 0 or not math.isfinite(x)
+                or x > LIMITS["time_max"]):
+            raise InputError(f"{fld}[{i}]", f"expected a positive number up to {LIMITS['time_max']:g}, got {short(x)}")
         out.append(float(x))
     return tuple(out)
+
+
+def _cuts(v) -> list:
+    """Cut points: numbers (not strings or booleans), at most ``cuts_max``; ``inf`` only last."""
+    if not isinstance(v, list):
+        raise InputError("models.cuts", f"expected an array of numbers, got {short(v)}")
+    if len(v) > LIMITS["cuts_max"]:
+        raise InputError("models.cuts", f"{len(v)} cut points, above the limit of {LIMITS['cuts_max']}")
+    for i, x in enumerate(v):
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or math.isnan(x):
+            raise InputError(f"models.cuts[{i}]", f"expected a number, got {short(x)}")
+        if math.isinf(x) and not (i == len(v) - 1 and x > 0):
+            raise InputError(f"models.cuts[{i}]", "only the last cut point may be inf")
+        if not math.isinf(x) and abs(x) > LIMITS["time_max"]:
+            raise InputError(f"models.cuts[{i}]", f"{short(x)} is beyond the limit of {LIMITS['time_max']:g}")
+    return v
+
+
+def _baseline(bt) -> BaselinePrior:
+    """``[models.baseline]`` within the documented limits (extremes crashed the sampler)."""
+    if not isinstance(bt, dict):
+        raise InputError("models.baseline", "expected a table")
+    unknown = set(bt) - {f.name for f in dataclasses.fields(BaselinePrior)}
+    if unknown:
+        raise InputError(f"models.baseline.{sorted(unknown)[0]}", "unknown key")
+    vals = {}
+    for k, v in bt.items():
+        fld = f"models.baseline.{k}"
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            raise InputError(fld, f"must be a positive number, got {short(v)}")
+        lo, hi = ((LIMITS["baseline_sd_min"], LIMITS["time_max"]) if k == "time_ref"
+                  else (LIMITS["baseline_sd_min"], LIMITS["baseline_sd_max"]))
+        if not lo <= v <= hi:
+            raise InputError(fld, f"must be in [{lo:g}, {hi:g}] (documented limit), got {short(v)}")
+        vals[k] = float(v)
+    return BaselinePrior(**vals)
+
+
+def _check_prior_range(pid: str, ps: PriorSpec) -> None:
+    """A prior within the documented limits (``sigma = 1e300`` overflowed)."""
+    fld = f"priors.custom.{pid}" if pid not in priors.STANDARD_IDS else "priors"
+    if not LIMITS["sigma_min"] <= ps.sigma <= LIMITS["sigma_max"]:
+        raise InputError(f"{fld}.sigma" if fld != "priors" else f"priors.{pid}",
+                         f"prior SD {ps.sigma:.3g} on the log HR is outside the documented "
+                         f"limits [{LIMITS['sigma_min']:g}, {LIMITS['sigma_max']:g}]")
+    if abs(ps.mu) > LIMITS["mu_abs_max"]:
+        raise InputError(f"{fld}.mu" if fld != "priors" else f"priors.{pid}",
+                         f"prior mean {ps.mu:.3g} on the log HR is beyond +-{LIMITS['mu_abs_max']:g}")
 
 
 def parse_spec(doc: dict, base: Path | None = None, path: Path | None = None) -> RunSpec:
     """Validate a run-spec document (parsed TOML) -> :class:`RunSpec`."""
     base = base or REPO_ROOT
+    _check_keys(doc)
     run = _table(doc, "run")
     name = _get(run, "name", "run", str, "run")
     trial = _resolve(_get(run, "trial", "run", str), base) if "trial" in run else None
-    data = _resolve(_get(run, "data", "run", str), base) if "data" in run else None
-    seed = _get(run, "seed", "run", int, 20170, lo=0)
-    replicates = _get(run, "replicates", "run", int, 1, lo=1)
+    data = _resolve(_get(run, "data", "run", str), base, "run.data") if "data" in run else None
+    seed = _get(run, "seed", "run", int, 20170, lo=0, hi=LIMITS["seed_max"])
+    replicates = _get(run, "replicates", "run", int, 1, lo=1, hi=LIMITS["replicates_max"])
     pool = _get(run, "pool_replicates", "run", bool, replicates > 1)
 
     mt = _table(doc, "models")
     ids = _get(mt, "ids", "models", list, list(families.FAMILIES))
     if not ids:
         raise InputError("models.ids", "empty")
+    if len(ids) > LIMITS["models_max"]:
+        raise InputError("models.ids", f"{len(ids)} models, above the limit of {LIMITS['models_max']}")
     for m in ids:
         if not isinstance(m, str) or m not in families.FAMILIES:
-            raise InputError("models.ids", f"unknown model {m!r} (known: {', '.join(families.FAMILIES)})")
-    cuts = families.check_cuts(_get(mt, "cuts", "models", list, list(families.DEFAULT_CUTS[:-1])))
-    bt = mt.get("baseline", {})
-    if not isinstance(bt, dict):
-        raise InputError("models.baseline", "expected a table")
-    unknown = set(bt) - {f.name for f in dataclasses.fields(BaselinePrior)}
-    if unknown:
-        raise InputError(f"models.baseline.{sorted(unknown)[0]}", "unknown key")
-    baseline = BaselinePrior(**{k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in bt.items()})
+            raise InputError("models.ids", f"unknown model {short(m)} (known: {', '.join(families.FAMILIES)})")
+    if len(set(ids)) != len(ids):
+        raise InputError("models.ids", "a model is listed twice")
+    cuts = families.check_cuts(_cuts(_get(mt, "cuts", "models", list, list(families.DEFAULT_CUTS[:-1]))))
+    baseline = _baseline(mt.get("baseline", {}))
 
     pt_ = _table(doc, "priors")
     pids = _get(pt_, "ids", "priors", list, list(priors.STANDARD_IDS))
     if not pids:
         raise InputError("priors.ids", "empty")
+    if len(pids) > LIMITS["priors_max"]:
+        raise InputError("priors.ids", f"{len(pids)} priors, above the limit of {LIMITS['priors_max']}")
     mcid = _get(pt_, "mcid_hr", "priors", float, priors.DEFAULT_MCID_HR)
     if not 0 < mcid < 1:
         raise InputError("priors.mcid_hr", f"must be in (0, 1), got {mcid}")
@@ -219,8 +331,19 @@ def parse_spec(doc: dict, base: Path | None = None, path: Path | None = None) ->
         raise InputError("priors.custom", "expected a table of tables")
     for pid in pids:
         if not isinstance(pid, str):
-            raise InputError("priors.ids", f"expected strings, got {pid!r}")
+            raise InputError("priors.ids", f"expected strings, got {short(pid)}")
+        # An id names a directory (models/<model>__<id>/): "x/../../p" wrote
+        # outside --output.
+        if not PRIOR_ID.fullmatch(pid):
+            raise InputError("priors.ids", f"prior id {short(pid)} must be 1-40 letters, digits or underscores")
+    if len(set(pids)) != len(pids):
+        raise InputError("priors.ids", "a prior is listed twice")
+    for pid in customs:
+        if not PRIOR_ID.fullmatch(str(pid)):
+            raise InputError("priors.custom", f"prior id {short(pid)} must be 1-40 letters, digits or underscores")
     prior_specs = priors.prior_set(pids, mcid, tail, customs)
+    for pid, ps in prior_specs.items():
+        _check_prior_range(pid, ps)
     head = _get(pt_, "headline", "priors", str, "sceptical" if "sceptical" in pids else pids[0])
     if head not in prior_specs:
         raise InputError("priors.headline", f"{head!r} is not one of priors.ids")
@@ -240,9 +363,9 @@ def parse_spec(doc: dict, base: Path | None = None, path: Path | None = None) ->
 
     gt = _table(doc, "gate")
     gate = Gate(
-        rhat_max=_get(gt, "rhat_max", "gate", float, 1.01, lo=1.0),
-        ess_min=_get(gt, "ess_min", "gate", float, 400.0, lo=0.0),
-        divergences_max=_get(gt, "divergences_max", "gate", int, 0, lo=0),
+        rhat_max=_get(gt, "rhat_max", "gate", float, 1.01, lo=1.0, hi=10.0),
+        ess_min=_get(gt, "ess_min", "gate", float, 400.0, lo=0.0, hi=1e9),
+        divergences_max=_get(gt, "divergences_max", "gate", int, 0, lo=0, hi=2**31 - 1),
     )
     # Few draws cannot reach ESS 400, and with 2 short chains the R-hat of a
     # converged fit scatters above 1.01; the fast profile (smoke tests,
@@ -253,7 +376,7 @@ def parse_spec(doc: dict, base: Path | None = None, path: Path | None = None) ->
         ess_min=_get(ft, "ess_min", "fast", float, 100.0, lo=0.0),
         rhat_max=_get(ft, "rhat_max", "fast", float, 1.05, lo=1.0),
     )
-    fast_reps = _get(ft, "replicates", "fast", int, min(3, replicates), lo=1)
+    fast_reps = _get(ft, "replicates", "fast", int, min(3, replicates), lo=1, hi=LIMITS["replicates_max"])
     # A replicate is one component of a mixture of K posteriors: its Monte
     # Carlo error is averaged over the K components, so each needs ESS >=
     # ess_min / K-ish (default 100) rather than 400, and with 2 short chains a
@@ -307,22 +430,37 @@ def _read_spec_doc(path: Path, seen: tuple) -> dict:
 
     This makes a sensitivity analysis a literal config diff: the file holds
     only what differs from the spec it extends (paths relative to itself).
+    Chains are limited to ``LIMITS["extends_depth_max"]`` files (1,200
+    chained files exhausted the stack) and loops, also through symlinks,
+    are refused.
     """
-    if not path.is_file():
-        raise InputError("file", f"run spec not found: {path}")
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as ex:
-        raise InputError("file", f"invalid TOML in {path.name}: {ex}") from None
-    parent = doc.pop("extends", None)
-    if parent is None:
-        return doc
-    if not isinstance(parent, str):
-        raise InputError("extends", f"expected a file name, got {parent!r}")
-    ppath = (path.parent / parent).resolve()
-    if ppath in seen:
-        raise InputError("extends", f"circular extends via {ppath.name}")
-    return _merge(_read_spec_doc(ppath, seen + (path.resolve(),)), doc)
+    from .io import read_toml
+
+    chain: list[dict] = []
+    seen_paths = set(seen)
+    while True:
+        doc = read_toml(path, what="run spec", max_bytes=LIMITS["spec_bytes_max"],
+                        field="file" if not chain else "extends")
+        chain.append(doc)
+        parent = doc.pop("extends", None)
+        if parent is None:
+            break
+        if not isinstance(parent, str) or not parent.strip():
+            raise InputError("extends", f"expected a file name, got {short(parent)}")
+        if len(chain) > LIMITS["extends_depth_max"]:
+            raise InputError("extends", f"more than {LIMITS['extends_depth_max']} chained specs (documented limit)")
+        try:
+            seen_paths.add(path.resolve())
+            ppath = (path.parent / parent).resolve()
+        except (OSError, RuntimeError):  # a symlink loop
+            raise InputError("extends", f"cannot resolve {short(parent)} (symlink loop?)") from None
+        if ppath in seen_paths:
+            raise InputError("extends", f"circular extends via {short(ppath.name)}")
+        path = ppath
+    out: dict = {}
+    for doc in reversed(chain):
+        out = _merge(out, doc)
+    return out
 
 
 def subset_spec(spec: RunSpec, models=None, priors=None) -> RunSpec:

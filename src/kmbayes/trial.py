@@ -46,16 +46,16 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, short
+from .limits import LIMITS
 
-ARM_ID = re.compile(r"^[A-Za-z0-9_]+$")
+ARM_ID = re.compile(r"[A-Za-z0-9_]{1,40}")  # used with fullmatch; ids name columns and files
 # Rounded published values: a landmark estimate may sit this far on the "wrong"
 # side of 0.5 relative to the median before we call the two inconsistent.
 _ROUNDING = 0.006
@@ -149,10 +149,14 @@ def _type_name(v: Any) -> str:
 
 def _num(v: Any, fld: str, *, lo: float | None = None, hi: float | None = None) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise InputError(fld, f"expected a number, got {_type_name(v)} {v!r}")
+        raise InputError(fld, f"expected a number, got {_type_name(v)} {short(v)}")
     x = float(v)
     if not math.isfinite(x):
         raise InputError(fld, f"must be finite, got {v!r}")
+    # Limit: no published number (time, count-like, ratio) is near 1e6 in any
+    # unit; 1e300 overflowed downstream arithmetic.
+    if abs(x) > LIMITS["time_max"]:
+        raise InputError(fld, f"{v!r} is beyond the limit of {LIMITS['time_max']:g}")
     if lo is not None and x < lo:
         raise InputError(fld, f"must be >= {lo:g}, got {v!r}")
     if hi is not None and x > hi:
@@ -160,19 +164,23 @@ def _num(v: Any, fld: str, *, lo: float | None = None, hi: float | None = None) 
     return x
 
 
-def _int(v: Any, fld: str, *, lo: int = 0) -> int:
+def _int(v: Any, fld: str, *, lo: int = 0, hi: int | None = None) -> int:
     if isinstance(v, float) and v.is_integer():
         v = int(v)
     if isinstance(v, bool) or not isinstance(v, int):
-        raise InputError(fld, f"expected an integer, got {_type_name(v)} {v!r}")
+        raise InputError(fld, f"expected an integer, got {_type_name(v)} {short(v)}")
     if v < lo:
-        raise InputError(fld, f"must be >= {lo}, got {v}")
+        raise InputError(fld, f"must be >= {lo}, got {short(v)}")
+    if hi is not None and v > hi:
+        raise InputError(fld, f"{short(v)} is above the limit of {hi}")
     return v
 
 
 def _str(v: Any, fld: str) -> str:
     if not isinstance(v, str):
-        raise InputError(fld, f"expected a string, got {_type_name(v)} {v!r}")
+        raise InputError(fld, f"expected a string, got {_type_name(v)} {short(v)}")
+    if len(v) > LIMITS["label_chars_max"]:
+        raise InputError(fld, f"longer than {LIMITS['label_chars_max']} characters")
     return v
 
 
@@ -213,6 +221,8 @@ def _parse_interval(v: Any, fld: str, *, lo: float = 0.0, hi: float | None = Non
 def _parse_survival(v: Any, fld: str) -> tuple[Landmark, ...]:
     if not isinstance(v, list):
         raise InputError(fld, f"expected an array of tables, got {_type_name(v)}")
+    if len(v) > LIMITS["curve_points_max"]:
+        raise InputError(fld, f"{len(v)} entries, above the limit of {LIMITS['curve_points_max']}")
     out = []
     for i, item in enumerate(v):
         f = f"{fld}[{i}]"
@@ -236,12 +246,14 @@ def _parse_survival(v: Any, fld: str) -> tuple[Landmark, ...]:
 def _parse_at_risk(v: Any, fld: str, n: int) -> tuple[AtRisk, ...]:
     if not isinstance(v, list):
         raise InputError(fld, f"expected an array of tables, got {_type_name(v)}")
+    if len(v) > LIMITS["curve_points_max"]:
+        raise InputError(fld, f"{len(v)} entries, above the limit of {LIMITS['curve_points_max']}")
     out = []
     for i, item in enumerate(v):
         f = f"{fld}[{i}]"
         tbl = _table(item, f)
         t = _num(_require(tbl, "time", f), f"{f}.time", lo=0.0)
-        k = _int(_require(tbl, "n", f), f"{f}.n", lo=0)
+        k = _int(_require(tbl, "n", f), f"{f}.n", lo=0, hi=LIMITS["arm_n_max"])
         out.append(AtRisk(t, k))
     out.sort(key=lambda a: a.time)
     for i, (a, b) in enumerate(zip(out, out[1:])):
@@ -256,6 +268,31 @@ def _parse_at_risk(v: Any, fld: str, n: int) -> tuple[AtRisk, ...]:
     return tuple(out)
 
 
+def _curve_file(curve_path: str, base: Path | None, fld: str) -> Path:
+    """Where a ``curve`` entry points, confined to the trial file's directory.
+
+    A trial file names its curve files relative to itself; an absolute path,
+    ``..`` or a symlink leaving that directory let a trial file make
+    ``kmbayes`` read (and echo parts of) any file, so they are refused.
+    """
+    from .io import check_path_length
+
+    check_path_length(curve_path, fld)
+    p = Path(curve_path)
+    if p.is_absolute() or ".." in p.parts:
+        raise InputError(fld, "must be a path relative to the trial file, inside its directory")
+    if base is None:
+        return p
+    try:
+        full = (base / p).resolve()
+        inside = full.is_relative_to(Path(base).resolve())
+    except (OSError, RuntimeError):
+        raise InputError(fld, "cannot resolve the curve path") from None
+    if not inside:
+        raise InputError(fld, "must not point outside the trial file's directory (symlink)")
+    return full
+
+
 def read_curve(path: Path, fld: str) -> tuple[np.ndarray, np.ndarray]:
     """Read digitized points: two numeric columns, time and survival.
 
@@ -263,13 +300,17 @@ def read_curve(path: Path, fld: str) -> tuple[np.ndarray, np.ndarray]:
     in percent (max above 1.5) is divided by 100. Clicks may be noisy and
     non-monotone; the curve engine deals with that, this only checks numbers.
     """
-    if not path.is_file():
-        raise InputError(fld, f"curve file not found: {path}")
     try:
+        if not path.is_file():
+            raise InputError(fld, f"curve file not found: {path.name}")
+        if path.stat().st_size > LIMITS["curve_bytes_max"]:
+            raise InputError(fld, f"{path.name} is larger than the limit of {LIMITS['curve_bytes_max']} bytes")
         text = path.read_text(encoding="utf-8")
-    except (UnicodeDecodeError, OSError) as ex:
+    except (UnicodeDecodeError, OSError, ValueError) as ex:
         raise InputError(fld, f"cannot read curve file {path.name}: {ex.__class__.__name__}") from None
     rows = [r for r in (line.strip() for line in text.splitlines()) if r]
+    if len(rows) > LIMITS["curve_points_max"] + 1:
+        raise InputError(fld, f"{path.name} has {len(rows)} rows, above the limit of {LIMITS['curve_points_max']} points")
     ts, ss = [], []
     for i, row in enumerate(rows):
         parts = [p.strip().strip('"') for p in re.split(r"[,;\t ]+", row) if p.strip()]
@@ -280,9 +321,9 @@ def read_curve(path: Path, fld: str) -> tuple[np.ndarray, np.ndarray]:
         except ValueError:
             if i == 0:
                 continue  # header
-            raise InputError(fld, f"{path.name} line {i + 1}: not a number: {row!r}") from None
-        if not (math.isfinite(t) and math.isfinite(s)):
-            raise InputError(fld, f"{path.name} line {i + 1}: non-finite value")
+            raise InputError(fld, f"{path.name} line {i + 1}: not a number") from None
+        if not (math.isfinite(t) and math.isfinite(s)) or max(abs(t), abs(s)) > LIMITS["time_max"]:
+            raise InputError(fld, f"{path.name} line {i + 1}: non-finite or out-of-range value")
         ts.append(t)
         ss.append(s)
     if len(ts) < 2:
@@ -299,11 +340,11 @@ def read_curve(path: Path, fld: str) -> tuple[np.ndarray, np.ndarray]:
 
 def _parse_arm(arm_id: str, v: Any, base: Path | None) -> Arm:
     fld = f"arms.{arm_id}"
-    if not ARM_ID.match(arm_id):
-        raise InputError(fld, "arm id must use letters, digits and underscore only")
+    if not ARM_ID.fullmatch(arm_id):  # fullmatch: '$' would accept a trailing newline
+        raise InputError(fld, "arm id must be 1-40 letters, digits or underscores")
     tbl = _table(v, fld)
-    n = _int(_require(tbl, "n", fld), f"{fld}.n", lo=1)
-    events = _int(_require(tbl, "events", fld), f"{fld}.events", lo=0)
+    n = _int(_require(tbl, "n", fld), f"{fld}.n", lo=LIMITS["arm_n_min"], hi=LIMITS["arm_n_max"])
+    events = _int(_require(tbl, "events", fld), f"{fld}.events", lo=0, hi=LIMITS["arm_n_max"])
     if events > n:
         raise InputError(f"{fld}.events", f"{events} events exceed n = {n}")
     label = _str(tbl.get("label", ""), f"{fld}.label")
@@ -314,10 +355,7 @@ def _parse_arm(arm_id: str, v: Any, base: Path | None) -> Arm:
     curve_path = None
     if "curve" in tbl:
         curve_path = _str(tbl["curve"], f"{fld}.curve")
-        p = Path(curve_path)
-        if not p.is_absolute() and base is not None:
-            p = base / p
-        curve = read_curve(p, f"{fld}.curve")
+        curve = read_curve(_curve_file(curve_path, base, f"{fld}.curve"), f"{fld}.curve")
     if median is not None:
         for lm in survival:
             if lm.time < median.estimate and lm.estimate < 0.5 - _ROUNDING:
@@ -409,22 +447,8 @@ def load_trial(path: str | Path) -> Trial:
     InputError
         If the file is missing, empty, binary, not TOML, or inconsistent.
     """
+    from .io import read_toml
+
     path = Path(path)
-    if not path.exists():
-        raise InputError("file", f"trial file not found: {path}")
-    if not path.is_file():
-        raise InputError("file", f"not a regular file: {path}")
-    raw = path.read_bytes()
-    if not raw.strip():
-        raise InputError("file", f"trial file is empty: {path}")
-    if b"\x00" in raw:
-        raise InputError("file", f"trial file is binary, not TOML: {path}")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InputError("file", f"trial file is not UTF-8 text: {path}") from None
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as ex:
-        raise InputError("file", f"invalid TOML in {path.name}: {ex}") from None
+    doc = read_toml(path, what="trial file", max_bytes=LIMITS["trial_bytes_max"])
     return parse_trial(doc, base=path.parent, path=path)
