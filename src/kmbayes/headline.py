@@ -176,8 +176,17 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+def _eq(x: float) -> str:
+    """``= 95.3%`` or ``> 99.9%`` (never ``= >99.9%``)."""
+    from .report.fmt import eq_pct
+
+    return eq_pct(x) if math.isfinite(x) else "not estimable"
+
+
 def _ci(e, lo, hi, nd=2) -> str:
-    return f"{e:.{nd}f} (95% CrI {lo:.{nd}f} to {hi:.{nd}f})"
+    from .report.fmt import num
+
+    return f"{num(e, nd)} (95% CrI {num(lo, nd)} to {num(hi, nd)})"
 
 
 def sentences(head, trial) -> list[str]:
@@ -201,8 +210,8 @@ def sentences(head, trial) -> list[str]:
     if "cure_difference" in h:
         d, p = h["cure_difference"], h.get("p_cure_difference_gt_0")
         out.append(f"The difference in cure fraction ({treat} minus {ref}) is "
-                   f"{_ci(d['estimate'], d['lower'], d['upper'])}"
-                   + (f"; P(difference > 0) = {_pct(p['estimate'])}." if p else "."))
+                   f"{_ci(d['estimate'], d['lower'], d['upper'], 3)}"
+                   + (f"; P(difference > 0) {_eq(p['estimate'])}." if p else "."))
         if "hr" in h:
             out.append(f"Among patients who are not cured, the hazard ratio is "
                        f"{_ci(h['hr']['estimate'], h['hr']['lower'], h['hr']['upper'])}.")
@@ -210,12 +219,12 @@ def sentences(head, trial) -> list[str]:
         r = h["hr"]
         name = families.get(model).effect_name
         p = h.get("p_hr_lt_1")
-        out.append(f"The {name} ({treat} vs {ref}) is {_ci(r['estimate'], r['lower'], r['upper'])}"
-                   + (f"; P(HR < 1) = {_pct(p['estimate'])}." if p else "."))
+        out.append(f"The {name}, {treat} vs {ref}, is {_ci(r['estimate'], r['lower'], r['upper'])}"
+                   + (f"; P(HR < 1) {_eq(p['estimate'])}." if p else "."))
     if "hr_ratio_late_early" in h:
         r, p = h["hr_ratio_late_early"], h.get("p_hr_ratio_late_early_lt_1")
         out.append(f"The late-to-early hazard ratio ratio is {_ci(r['estimate'], r['lower'], r['upper'])}"
-                   + (f"; P(ratio < 1) = {_pct(p['estimate'])}." if p else "."))
+                   + (f"; P(ratio < 1) {_eq(p['estimate'])}." if p else "."))
     tied = [r["model"] for r in rows if r["role"] == "candidate" and "cannot tell apart" in str(r["note"])]
     if tied:
         out.append("By PSIS-LOO it cannot be told apart from: "

@@ -61,6 +61,12 @@ def pct(x) -> str:
     return f"{100 * x:.1f}%"
 
 
+def eq_pct(x) -> str:
+    """``= 95.3%``, or ``> 99.9%`` / ``< 0.1%`` at the ends (so no ``= >99.9%``)."""
+    p = pct(x)
+    return p[0] + " " + p[1:] if p[0] in "<>" else ("= " + p if p != DASH else "not estimable")
+
+
 def interval(est, lo, hi, nd: int = 2, label: str = "") -> str:
     """``est (label lo to hi)``; just ``est`` when the bounds are missing."""
     if missing(lo) or missing(hi):

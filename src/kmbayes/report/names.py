@@ -26,6 +26,13 @@ def model_name(model: str) -> str:
     return MODEL_NAMES.get(str(model), str(model).replace("_", " "))
 
 
+def model_phrase(model: str) -> str:
+    """The model as named in a sentence (lower case, spelled out; :data:`kmbayes.headline.MODEL_NAMES`)."""
+    from ..headline import MODEL_NAMES as PHRASES
+
+    return PHRASES.get(str(model), str(model).replace("_", " "))
+
+
 def arm_name(trial, arm_id: str) -> str:
     """The arm's label from the trial file (its id if it has none)."""
     arm = trial.arms.get(arm_id) if trial is not None else None

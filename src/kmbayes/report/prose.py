@@ -15,8 +15,8 @@ import re
 
 import pandas as pd
 
-from .fmt import DASH, interval, join_words, md_table, missing, num, pct
-from .names import arm_name, model_name
+from .fmt import DASH, eq_pct, interval, join_words, md_table, missing, num, pct
+from .names import arm_name, model_phrase as model_name
 
 # --------------------------------------------------------------------------- design
 
@@ -66,11 +66,12 @@ def check_verdicts(check: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        Rows with a published number, plus ``deviation`` (the largest
-        absolute difference over the point reconstruction and every
-        replicate), ``tolerance`` (the file's, else the rounding of the
-        published number: its decimals) and ``ok`` (bool) with ``verdict``
-        (the file's, else ``within rounding`` / ``outside rounding``).
+        Rows with a published number, plus ``deviation`` (absolute
+        difference of the point reconstruction, ``replicate1``), ``tolerance``
+        (the file's, else the rounding of the published number: its
+        decimals), ``ok`` (bool) with ``verdict`` (the file's, else ``within
+        rounding`` / ``outside rounding``) and ``replicates_ok`` (every
+        replicate within the tolerance too; None without replicates).
     """
     rows = []
     for r in check.to_dict("records"):
@@ -78,10 +79,11 @@ def check_verdicts(check: pd.DataFrame) -> pd.DataFrame:
         if missing(pub):
             continue
         p = float(pub)
-        vals = [float(r[c]) for c in ("replicate1", "min", "max") if c in r and not missing(r[c])]
-        if not vals:
+        if missing(r.get("replicate1")):
             continue
-        dev = max(abs(v - p) for v in vals)
+        rec = float(r["replicate1"])
+        dev = abs(rec - p)
+        rng = [float(r[c]) for c in ("min", "max") if c in r and not missing(r[c])]
         tol = float(r["tolerance"]) if "tolerance" in r and not missing(r.get("tolerance")) \
             else rounding_tolerance(str(pub))
         given = str(r.get("verdict", "") or "").strip()
@@ -91,8 +93,9 @@ def check_verdicts(check: pd.DataFrame) -> pd.DataFrame:
         else:
             ok = dev <= tol * (1 + 1e-9) + 1e-12
             verdict = "within rounding" if ok else "outside rounding"
-        rows.append({**r, "published_value": p, "reconstructed": float(r.get("replicate1") or vals[0]),
-                     "deviation": dev, "tolerance": tol, "ok": ok, "verdict": verdict})
+        rep_ok = (max(abs(v - p) for v in rng) <= tol * (1 + 1e-9) + 1e-12) if rng else None
+        rows.append({**r, "published_value": p, "reconstructed": rec,
+                     "deviation": dev, "tolerance": tol, "ok": ok, "verdict": verdict, "replicates_ok": rep_ok})
     return pd.DataFrame(rows)
 
 
@@ -145,14 +148,13 @@ def check_sentences(verdicts: pd.DataFrame, trial, max_listed: int = 4) -> list[
     held = verdicts[verdicts.section == "held_out"] if "section" in verdicts else verdicts.iloc[:0]
     if len(used):
         bad = used[~used.ok.astype(bool)]
-        multi = any(c in used and used[c].notna().any() for c in ("min", "max"))
-        who = " by every reconstruction replicate" if multi else ""
+        who = ""
         if bad.empty:
             out.append(f"All {len(used)} published numbers used for the reconstruction are reproduced "
-                       f"within their tolerance{who}.")
+                       f"within their tolerance.")
         else:
             bad = bad.assign(_rel=bad.deviation / bad.tolerance).sort_values("_rel", ascending=False)
-            items = [f"{_check_label(r, trial)} (published {_value(r['published_value'], r['statistic'])}, "
+            items = [f"{_check_label(r, trial)} (published {r['published']}, "
                      f"reconstructed {_value(r['reconstructed'], r['statistic'])})"
                      for r in bad.head(max_listed).to_dict("records")]
             more = len(bad) - len(items)
@@ -160,15 +162,21 @@ def check_sentences(verdicts: pd.DataFrame, trial, max_listed: int = 4) -> list[
                        f"reconstruction are reproduced within their tolerance{who}; "
                        f"{len(bad)} {'is' if len(bad) == 1 else 'are'} not: " + "; ".join(items)
                        + (f"; and {more} more (supplement, table S1)." if more > 0 else "."))
-            out.append("Tolerance is half a unit in the last published decimal (the rounding of the "
-                       "published number) unless the reconstruction set its own.")
+        reps = used[used.replicates_ok.notna()] if "replicates_ok" in used else used.iloc[:0]
+        if len(reps):
+            n_ok = int(reps.replicates_ok.astype(bool).sum())
+            out.append(f"Across the reconstruction replicates, {n_ok} of {len(reps)} stay within the "
+                       "tolerance in every replicate." if n_ok < len(reps) else
+                       "Every reconstruction replicate stays within the tolerance too.")
+        out.append("The tolerance is half a unit in the last published decimal (the rounding of the "
+                   "published number) unless the reconstruction set its own.")
     for r in held.to_dict("records"):
         stat = str(r["statistic"])
         if stat.endswith((" lower", " upper")):
             continue
         out.append(f"Held out from the reconstruction, the published {statistic_name(stat, '')} "
-                   f"{_value(r['published_value'], stat)} compares with "
-                   f"{_value(r['reconstructed'], stat)} from the reconstructed data: "
+                   f"{r['published']} compares with "
+                   f"{_value(r['reconstructed'], stat)} recomputed from the reconstructed data: "
                    + ("within its rounding." if r["ok"] else "outside its rounding."))
     return out
 
@@ -182,7 +190,7 @@ def check_table(verdicts: pd.DataFrame, trial) -> str:
     for r in verdicts.to_dict("records"):
         stat = str(r["statistic"])
         row = [("Held out: " if r.get("section") == "held_out" else "") + _check_label(r, trial),
-               _value(r["published_value"], stat), _value(r["reconstructed"], stat)]
+               str(r["published"]), _value(r["reconstructed"], stat)]
         if multi:
             row.append(f"{_value(float(r['min']), stat)} to {_value(float(r['max']), stat)}"
                        if not missing(r.get("min")) else DASH)
@@ -241,12 +249,12 @@ def publication_check_sentences(head: pd.DataFrame, ppc: pd.DataFrame | None, tr
         r = hr.iloc[0]
         what = label
         if source == "published HR" and rep is not None:
-            what += f" ({interval(rep.estimate, rep.lower, rep.upper, 2, '95% CI')})"
+            what += f" ({num(rep.estimate)}, 95% CI {num(rep.lower)} to {num(rep.upper)})"
         note = str(r.note)
         why = note.split("differs because ", 1)[1] if "differs because " in note else ""
         out.append(f"Under the same {prior} prior, a conjugate normal analysis of {what} gives HR "
                    f"{interval(r.estimate, r.lower, r.upper, 2, '95% CrI')}"
-                   + (f", P(HR < 1) = {pct(p.estimate.iloc[0])}" if len(p) else "")
+                   + (f", P(HR < 1) {eq_pct(p.estimate.iloc[0])}" if len(p) else "")
                    + (f"; it differs from the headline because {why}." if why else "."))
     return out
 
@@ -267,7 +275,7 @@ def anchors_sentence(anchors: pd.DataFrame | None, trial) -> str:
             continue
         r = sel.assign(_t=sel.quantity.str[len(kind):].astype(float)).sort_values("_t").iloc[-1]
         t = r.quantity[len(kind):]
-        p = f"; P(difference > 0) = {pct(r.p_gt_0)} (Bayesian bootstrap)" if "p_gt_0" in r and not missing(
+        p = f"; P(difference > 0) {eq_pct(r.p_gt_0)} by Bayesian bootstrap" if "p_gt_0" in r and not missing(
             r.p_gt_0) else ""
         bits.append(f"{label}({t} {unit}) = {num(r.estimate, nd)}{suffix} (95% CI {num(r.lower, nd)} to "
                     f"{num(r.upper, nd)}{p})")
@@ -291,6 +299,15 @@ def anchors_table(anchors: pd.DataFrame, trial) -> str:
 
 
 # --------------------------------------------------------------------------- prior community
+
+
+def hr_bound(x: float) -> str:
+    """An HR for a prior's range: 2 decimals, but ``<0.01`` / ``>100`` for a vague prior's ends."""
+    if x < 0.01:
+        return "<0.01"
+    if x > 100:
+        return ">100"
+    return num(x)
 
 
 def _prior_p_lt(p, hr: float) -> float:
@@ -339,8 +356,8 @@ def community_table(results, pooled, head, priors_used: dict, mcid: float, trial
         r = _pick(results, pooled, model, pid)
         hr = r.get("hr")
         row = [pid + (f" ({p.description})" if p.description else ""),
-               f"{num(math.exp(p.mu))} ({num(math.exp(p.mu - 1.96 * p.sigma))} to "
-               f"{num(math.exp(p.mu + 1.96 * p.sigma))})"]
+               f"{hr_bound(math.exp(p.mu))} ({hr_bound(math.exp(p.mu - 1.96 * p.sigma))} to "
+               f"{hr_bound(math.exp(p.mu + 1.96 * p.sigma))})"]
         if mcid is not None:
             row.append(pct(_prior_p_lt(p, mcid)))
         row.append(interval(hr.estimate, hr.lower, hr.upper) if hr is not None else DASH)
@@ -376,11 +393,15 @@ def community_sentences(results, pooled, head, priors_used: dict, mcid: float, t
         got = {pid: float(r.estimate) for pid, r in got.items() if r is not None and not missing(r.estimate)}
         if got:
             vals[disp] = got
-    mcid_note = (f" (HR {mcid:g} is the run spec's minimal clinically important difference)"
+    from ..families import Family, get as family
+
+    effect = family(model).effect_name
+    mcid_note = (f" (HR {mcid:g} is the run spec's minimal clinically important difference"
+                 + (f"; the HR is the model's {effect}" if effect != Family.effect_name else "") + ")"
                  if mcid is not None else "")
     if len(pids) == 1:
         pid = pids[0]
-        bits = [f"{d} = {pct(v[pid])}" for d, v in vals.items() if pid in v]
+        bits = [f"{d} {eq_pct(v[pid])}" for d, v in vals.items() if pid in v]
         out.append(f"{where}, with a single prior ({pid}): " + "; ".join(bits) + f"{mcid_note}. "
                    "One prior is one opinion, not a community: how much the conclusion depends on "
                    "the prior is not explored.")
@@ -409,7 +430,7 @@ def tipping_sentence(tp: pd.DataFrame | None, threshold: float, mcid: float | No
     falls short of the threshold, or it was not computed, with the table's
     reason.
     """
-    thr = pct(threshold)
+    thr = f"{100 * threshold:g}%"
     if tp is None or tp.empty:
         return "The tipping point was not computed in this run (no tipping-point table)."
     hm = headline_model(head) if head is not None else None
@@ -430,9 +451,9 @@ def tipping_sentence(tp: pd.DataFrame | None, threshold: float, mcid: float | No
         side = "just above" if p >= threshold else "just below"
         prior_mcid = (f" (a prior that gives HR < {mcid:g} a probability of {pct(r.prior_p_hr_lt_mcid)})"
                       if mcid is not None and not missing(r.get("prior_p_hr_lt_mcid")) else "")
-        s = (f"{pre}P(HR < 1) stays at or above {thr} only for sceptical priors N(0, σ²) on the log HR "
-             f"with σ of about {num(r.sigma)} or more{prior_mcid}: refitted with σ = {num(r.sigma, 3)}, "
-             f"the model gives P(HR < 1) = {pct(p)}, {side} {thr}.")
+        s = (f"{pre}P(HR < 1) falls below {thr} for sceptical priors N(0, σ²) on the log HR tighter than "
+             f"about σ = {num(r.sigma)}: refitted with σ = {num(r.sigma, 3)}{prior_mcid}, the model gives "
+             f"P(HR < 1) {eq_pct(p)}, {side} {thr}.")
         return s[0].upper() + s[1:]
     normal = tp[(tp.method == "normal") & (tp.model != "normal")]
     inf = normal[pd.to_numeric(normal.sigma, errors="coerce") == math.inf]
@@ -472,7 +493,7 @@ def methods_paragraph(trial, models: list[str], priors_used: dict, mcid: float |
     rec = (f"Patient-level data were reconstructed to reproduce them"
            + (f", with {replicates} replicates that vary where the published numbers leave freedom"
               if replicates and replicates > 1 else "") + ".")
-    pri = "; ".join(f"{pid} N({p.mu:.2f}, {p.sigma:.2f}²)" + (f" ({p.description})" if p.description else "")
+    pri = "; ".join(f"{pid}: " + (p.description or f"log HR ~ N({p.mu:.3g}, {p.sigma:.3g}²)")
                     for pid, p in priors_used.items())
     return (f"The published numbers used were — {'; '.join(pub)}{fu}. {rec} "
             f"{len(models)} model famil{'y was' if len(models) == 1 else 'ies were'} fitted "
