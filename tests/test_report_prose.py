@@ -106,8 +106,8 @@ def test_headline_changes_between_a_ph_a_null_and_a_late_effect_trial():
     late = fx.results("piecewise_tv", PH_POST, extra={"sceptical": {
         "hr_ratio_late_early": (0.55, 0.3, 0.98), "p_hr_ratio_late_early_lt_1": (0.976, math.nan, math.nan)}})
     lt = " ".join(sentences(fx.headline("piecewise_tv", "sceptical", late), t))
-    assert "late-to-early hazard ratio ratio is 0.55" in lt and "P(ratio < 1) = 97.6%" in lt
-    assert "late-to-early" not in ph
+    assert "ratio of the late to the early hazard ratio is 0.55" in lt and "P(ratio < 1) = 97.6%" in lt
+    assert "late to the early" not in ph
 
 
 def test_no_eligible_model_says_so():
@@ -262,3 +262,15 @@ def test_report_has_no_internal_ids_nan_or_raw_floats():
                     "## The prior community", "## Tipping point",
                     "## What reconstructed data can and cannot support", "# Supplement", "## Reproducibility"):
         assert section in md
+
+
+def test_an_excluded_model_is_explained_with_arm_labels_not_ids():
+    res = fx.results("piecewise_ph", PH_POST)
+    extra = [dict(role="candidate", model="weibull_ph", prior="sceptical", quantity="effect", estimate=math.nan,
+                  lower=math.nan, upper=math.nan,
+                  note=f"hazard ratio (proportional hazards); excluded: misses published S(24) {fx.REF}, "
+                       f"median {fx.TREAT}")]
+    s = " ".join(sentences(fx.headline("piecewise_ph", "sceptical", res, extra_rows=extra), fx.trial()))
+    assert "Weibull proportional hazards model was not eligible (misses published S(24) Standard care, " \
+           "median New drug)" in s
+    assert fx.REF not in s and fx.TREAT not in s

@@ -31,6 +31,7 @@ and Health-Care Evaluation. Wiley; 2004. Section 3.6.
 from __future__ import annotations
 
 import math
+import re
 import warnings
 
 import numpy as np
@@ -223,7 +224,8 @@ def sentences(head, trial) -> list[str]:
                    + (f"; P(HR < 1) {_eq(p['estimate'])}." if p else "."))
     if "hr_ratio_late_early" in h:
         r, p = h["hr_ratio_late_early"], h.get("p_hr_ratio_late_early_lt_1")
-        out.append(f"The late-to-early hazard ratio ratio is {_ci(r['estimate'], r['lower'], r['upper'])}"
+        out.append(f"The ratio of the late to the early hazard ratio is "
+                   f"{_ci(r['estimate'], r['lower'], r['upper'])}"
                    + (f"; P(ratio < 1) {_eq(p['estimate'])}." if p else "."))
     tied = [r["model"] for r in rows if r["role"] == "candidate" and "cannot tell apart" in str(r["note"])]
     if tied:
@@ -231,6 +233,8 @@ def sentences(head, trial) -> list[str]:
                    + ", ".join(MODEL_NAMES.get(m, m) for m in tied) + ".")
     excluded = [r for r in rows if r["role"] == "candidate" and str(r["note"]).split("; ", 1)[-1].startswith("excluded")]
     for r in excluded:
-        out.append(f"The {MODEL_NAMES.get(r['model'], r['model'])} model was not eligible ("
-                   + str(r["note"]).split("excluded: ", 1)[-1] + ").")
+        why = str(r["note"]).split("excluded: ", 1)[-1]
+        for arm_id, arm in trial.arms.items():  # the rule's notes name arms by id: print their labels
+            why = re.sub(rf"\b{re.escape(arm_id)}\b", arm.name, why)
+        out.append(f"The {MODEL_NAMES.get(r['model'], r['model'])} model was not eligible ({why}).")
     return out
