@@ -274,3 +274,19 @@ def test_an_excluded_model_is_explained_with_arm_labels_not_ids():
     assert "Weibull proportional hazards model was not eligible (misses published S(24) Standard care, " \
            "median New drug)" in s
     assert fx.REF not in s and fx.TREAT not in s
+
+
+def test_tipping_point_next_to_the_threshold_is_not_printed_as_the_threshold():
+    s = prose.tipping_sentence(fx.tipping(sigmas=((0.163, 0.9496),)), 0.95, 0.7)
+    assert "P(HR < 1) = 94.96%, just below 95%" in s
+
+
+def test_supplement_headline_table_names_arms_by_label():
+    from kmbayes.report.tables import headline_table
+
+    res = fx.results("piecewise_ph", PH_POST)
+    extra = [dict(role="candidate", model="cure", prior="sceptical", quantity="effect", estimate=math.nan,
+                  lower=math.nan, upper=math.nan, note=f"hazard ratio among the uncured; excluded: misses "
+                                                       f"published S(12) {fx.TREAT}")]
+    t = headline_table(fx.headline("piecewise_ph", "sceptical", res, extra_rows=extra), fx.trial())
+    assert "misses published S(12) New drug" in t and fx.TREAT not in t and "Mixture cure" in t

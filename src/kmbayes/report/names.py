@@ -33,6 +33,13 @@ def model_phrase(model: str) -> str:
     return PHRASES.get(str(model), str(model).replace("_", " "))
 
 
+def label_arms(text: str, trial) -> str:
+    """``text`` with every arm id (a whole word) replaced by the arm's label."""
+    for arm_id, arm in (getattr(trial, "arms", {}) or {}).items():
+        text = re.sub(rf"\b{re.escape(arm_id)}\b", arm.name, text)
+    return text
+
+
 def arm_name(trial, arm_id: str) -> str:
     """The arm's label from the trial file (its id if it has none)."""
     arm = trial.arms.get(arm_id) if trial is not None else None

@@ -449,11 +449,13 @@ def tipping_sentence(tp: pd.DataFrame | None, threshold: float, mcid: float | No
             pre = f"For the {model_name(r.model)} model, "
         p = float(r.p_hr_lt_1)
         side = "just above" if p >= threshold else "just below"
+        # at one decimal a value next to the threshold can print as the threshold itself
+        shown = eq_pct(p) if pct(p) != pct(threshold) else f"= {100 * p:.2f}%"
         prior_mcid = (f" (a prior that gives HR < {mcid:g} a probability of {pct(r.prior_p_hr_lt_mcid)})"
                       if mcid is not None and not missing(r.get("prior_p_hr_lt_mcid")) else "")
         s = (f"{pre}P(HR < 1) falls below {thr} for sceptical priors N(0, σ²) on the log HR tighter than "
              f"about σ = {num(r.sigma)}: refitted with σ = {num(r.sigma, 3)}{prior_mcid}, the model gives "
-             f"P(HR < 1) {eq_pct(p)}, {side} {thr}.")
+             f"P(HR < 1) {shown}, {side} {thr}.")
         return s[0].upper() + s[1:]
     normal = tp[(tp.method == "normal") & (tp.model != "normal")]
     inf = normal[pd.to_numeric(normal.sigma, errors="coerce") == math.inf]

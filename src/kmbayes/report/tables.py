@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..trial import Trial
 from .fmt import DASH, interval, md_table, missing, num, pct, text
-from .names import MODEL_NAMES, STANDARD_PRIORS, model_name, model_sort_key, quantity_name
+from .names import MODEL_NAMES, STANDARD_PRIORS, label_arms, model_name, model_sort_key, quantity_name
 
 PRIOR_ORDER = list(STANDARD_PRIORS)
 MODEL_ORDER = list(MODEL_NAMES)
@@ -198,7 +198,7 @@ def headline_table(head: pd.DataFrame, trial: Trial) -> str:
             from .fmt import decimals_for
 
             est = interval(r.estimate, r.lower, r.upper, decimals_for(r.quantity))
-        rows.append([role.get(r.role, r.role), model, r.prior, q, est, text(r.note)])
+        rows.append([role.get(r.role, r.role), model, r.prior, q, est, label_arms(text(r.note), trial)])
     return md_table(["Role", "Model", "Prior", "Quantity", "Estimate (95% interval)", "Note"], rows)
 
 
