@@ -82,6 +82,7 @@ def test_markdown_subset_is_converted():
     assert "<code>x&lt;y</code>" in page and "<ul><li>one</li><li>two</li></ul>" in page
     assert "<th>h1</th>" in page and "<td>2</td>" in page and "raw &lt;b&gt;" in page
     assert "Figure not available" in markdown_to_html("![cap](missing.png)", Path("."), "t")
+    assert "<em>Made by <code>k_m</code>.</em>" in markdown_to_html("_Made by `k_m`._", Path("."), "t")
 
 
 def test_html_displays_in_headless_chromium(report, chromium):

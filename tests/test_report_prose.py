@@ -290,3 +290,11 @@ def test_supplement_headline_table_names_arms_by_label():
                                                        f"published S(12) {fx.TREAT}")]
     t = headline_table(fx.headline("piecewise_ph", "sceptical", res, extra_rows=extra), fx.trial())
     assert "misses published S(12) New drug" in t and fx.TREAT not in t and "Mixture cure" in t
+
+
+def test_tied_extremes_name_every_prior_at_that_end():
+    post = {"reference": (math.log(0.5), 0.08), "sceptical": (math.log(0.55), 0.07),
+            "pessimistic": (math.log(0.8), 0.1)}
+    inp = inputs(post=post)
+    s = " ".join(prose.community_sentences(inp.results, None, inp.head, inp.priors_used, 0.7, inp.trial))
+    assert "to >99.9% (reference and sceptical)" in s

@@ -31,6 +31,8 @@ figcaption{font-size:.85em;color:#333}.generated{color:#555;font-size:.85em}
 
 def _inline(text: str) -> str:
     """Escape and convert inline Markdown (code, bold, italics, links)."""
+    if len(text) > 2 and text[0] == text[-1] == "_" and text[1] != "_":  # a whole italic line (may hold code)
+        return f"<em>{_inline(text[1:-1])}</em>"
     parts = re.split(r"(`[^`]*`)", text)
     out = []
     for part in parts:

@@ -367,7 +367,7 @@ def community_table(results, pooled, head, priors_used: dict, mcid: float, trial
     header = ["Prior", "Prior HR: median (95% range)"]
     if mcid is not None:
         header.append(f"Prior P(HR < {mcid:g})")
-    header.append(f"Posterior {effect} (95% CrI)")
+    header.append(f"Posterior {effect}: median (95% CrI)")
     header += [d for _, d in qs]
     return md_table(header, rows)
 
@@ -412,7 +412,10 @@ def community_sentences(results, pooled, head, priors_used: dict, mcid: float, t
         if pct(v[lo]) == pct(v[hi]):
             parts.append(f"{disp} is {pct(v[lo])} under every prior")
         else:
-            parts.append(f"{disp} ranges from {pct(v[lo])} ({lo}) to {pct(v[hi])} ({hi})")
+            # every prior whose value prints the same as the extreme is named with it
+            at_lo = join_words([k for k in v if pct(v[k]) == pct(v[lo])])
+            at_hi = join_words([k for k in v if pct(v[k]) == pct(v[hi])])
+            parts.append(f"{disp} ranges from {pct(v[lo])} ({at_lo}) to {pct(v[hi])} ({at_hi})")
     out.append(f"{where}, across the {len(pids)} priors ({join_words(pids)}): " + "; ".join(parts)
                + f"{mcid_note}.")
     return out
