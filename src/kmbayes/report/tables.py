@@ -11,6 +11,7 @@ import math
 
 import pandas as pd
 
+from ..priors import DEFAULT_MCID_HR
 from ..trial import Trial
 from .fmt import DASH, interval, md_table, missing, num, pct, text
 from .names import MODEL_NAMES, STANDARD_PRIORS, label_arms, model_name, model_sort_key, quantity_name
@@ -66,7 +67,7 @@ def published_table(trial: Trial) -> pd.DataFrame:
 
 
 def results_table(res: pd.DataFrame, trial: Trial, milestones: list[float], horizons: list[float],
-                  mcid: float | None = 0.7, priors: list[str] | None = None) -> str:
+                  mcid: float | None = DEFAULT_MCID_HR, priors: list[str] | None = None) -> str:
     """Posterior HR, P(HR < 1), P(HR < MCID), milestone and RMST differences per model x prior."""
     unit = trial.time_unit
     thr = [1.0] + ([mcid] if mcid is not None and mcid != 1 else [])
