@@ -298,3 +298,11 @@ def test_tied_extremes_name_every_prior_at_that_end():
     inp = inputs(post=post)
     s = " ".join(prose.community_sentences(inp.results, None, inp.head, inp.priors_used, 0.7, inp.trial))
     assert "to >99.9% (reference and sceptical)" in s
+
+
+def test_methods_count_the_replicates_actually_pooled():
+    pooling = pd.DataFrame([dict(model="piecewise_ph", prior="reference", quantity="hr", width_ratio=1.1,
+                                 replicates=3, gate_passed=True)])
+    md = main_text(compose(inputs(pooling=pooling, replicates=8)))
+    assert "with 3 replicates" in md and "8 replicates" not in md
+    assert "with 8 replicates" in main_text(compose(inputs(replicates=8)))

@@ -35,7 +35,7 @@ from .tables import (
 )
 
 __all__ = [
-    "MODEL_NAMES", "ReportInputs", "compose", "diagnostics_table", "interval_frame", "interval_hr_table",
+    "FIGURES", "MODEL_NAMES", "ReportInputs", "compose", "diagnostics_table", "interval_frame", "interval_hr_table",
     "limits_text", "load_inputs", "markdown_to_html", "model_name", "published_table", "quantity_name",
     "results_table", "sampling_items", "write_html", "_md_table",
 ]
@@ -52,6 +52,10 @@ FIGURE_CAPTIONS = {
     "fig7_rmst_difference": "Difference in restricted mean survival time against the horizon.",
     "fig8_diagnostics": "Rank plots of the key parameters and the LOO comparison.",
 }
+
+#: (stem, caption) in figure order (``tests/test_figures.py`` checks the stems against
+#: :data:`kmbayes.figures.FIGURE_STEMS`, so a renamed figure is noticed)
+FIGURES = list(FIGURE_CAPTIONS.items())
 
 REFERENCES = [
     "Guyot P, Ades AE, Ouwens MJ, Welton NJ. Enhanced secondary analysis of survival data: reconstructing "
@@ -148,6 +152,13 @@ def _figures(inp: ReportInputs) -> list[tuple[str, str]]:
     return out
 
 
+def _replicates(inp: ReportInputs) -> int | None:
+    """Replicates actually pooled (``pooling.csv``), else those the spec asked for."""
+    if inp.pooling is not None and len(inp.pooling) and "replicates" in inp.pooling:
+        return int(inp.pooling.replicates.max())
+    return inp.replicates
+
+
 def compose(inp: ReportInputs) -> str:
     """The report's Markdown text (main text, figures, supplement, reproducibility)."""
     from ..headline import sentences
@@ -171,7 +182,7 @@ def compose(inp: ReportInputs) -> str:
         "## What was done",
         "",
         prose.methods_paragraph(t, inp.models or list(dict.fromkeys(inp.results.model)), inp.priors_used,
-                                inp.mcid, inp.headline_prior, inp.replicates, pooled_ran)
+                                inp.mcid, inp.headline_prior, _replicates(inp), pooled_ran)
         + f" Hazard ratios are {treat} vs {ref} (HR < 1 favours {treat}).",
         "",
         "## Reconstruction check",

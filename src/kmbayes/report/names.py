@@ -99,4 +99,5 @@ def quantity_name(q: str, trial=None) -> str:
 
 
 def model_sort_key(model: str) -> int:
+    """Position of a model family in tables (simplest first; unknown families last)."""
     return MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER)

@@ -286,6 +286,15 @@ def anchors_sentence(anchors: pd.DataFrame | None, trial) -> str:
 
 
 def anchors_table(anchors: pd.DataFrame, trial) -> str:
+    """Supplement table of every Kaplan-Meier anchor (``anchors.csv``) under its display name.
+
+    Parameters
+    ----------
+    anchors : DataFrame
+        ``quantity, estimate, lower, upper, bb_lower, bb_upper, p_gt_0``.
+    trial : Trial
+        For the time unit.
+    """
     from .names import quantity_name
 
     rows = []
@@ -498,12 +507,12 @@ def methods_paragraph(trial, models: list[str], priors_used: dict, mcid: float |
     rec = (f"Patient-level data were reconstructed to reproduce them"
            + (f", with {replicates} replicates that vary where the published numbers leave freedom"
               if replicates and replicates > 1 else "") + ".")
-    pri = "; ".join(f"{pid}: " + (p.description or f"log HR ~ N({p.mu:.3g}, {p.sigma:.3g}²)")
-                    for pid, p in priors_used.items())
+    pri = join_words(list(priors_used))
     return (f"The published numbers used were — {'; '.join(pub)}{fu}. {rec} "
             f"{len(models)} model famil{'y was' if len(models) == 1 else 'ies were'} fitted "
             f"({join_words([model_name(m) for m in models])}) under {len(priors_used)} "
-            f"prior{'' if len(priors_used) == 1 else 's'} on the log hazard ratio ({pri})"
+            f"prior{'' if len(priors_used) == 1 else 's'} on the log hazard ratio ({pri}; each is "
+            "stated in the prior community table)"
             + (f"; the minimal clinically important difference is HR {mcid:g}" if mcid is not None else "")
             + f". The headline prior is {headline_prior}; the headline model is chosen by a written "
             "rule (the best PSIS-LOO among models that pass the diagnostic gate and reproduce every "
