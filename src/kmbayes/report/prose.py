@@ -511,8 +511,8 @@ def methods_paragraph(trial, models: list[str], priors_used: dict, mcid: float |
     return (f"The published numbers used were — {'; '.join(pub)}{fu}. {rec} "
             f"{len(models)} model famil{'y was' if len(models) == 1 else 'ies were'} fitted "
             f"({join_words([model_name(m) for m in models])}) under {len(priors_used)} "
-            f"prior{'' if len(priors_used) == 1 else 's'} on the log hazard ratio ({pri}; each is "
-            "stated in the prior community table)"
+            f"prior{'' if len(priors_used) == 1 else 's'} on the log hazard ratio ({pri}; stated in "
+            "full in the prior community table)"
             + (f"; the minimal clinically important difference is HR {mcid:g}" if mcid is not None else "")
             + f". The headline prior is {headline_prior}; the headline model is chosen by a written "
             "rule (the best PSIS-LOO among models that pass the diagnostic gate and reproduce every "
