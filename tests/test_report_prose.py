@@ -306,3 +306,10 @@ def test_methods_count_the_replicates_actually_pooled():
     md = main_text(compose(inputs(pooling=pooling, replicates=8)))
     assert "with 3 replicates" in md and "8 replicates" not in md
     assert "with 8 replicates" in main_text(compose(inputs(replicates=8)))
+
+
+def test_a_fit_that_failed_the_gate_is_named_beside_the_headline():
+    md = main_text(compose(inputs(failed=[("smooth_tv", "sceptical")])))
+    head = md.split("## Headline", 1)[1].split("## Model-free", 1)[0]
+    assert "Warning: smooth time-varying hazard ratio under the sceptical prior failed the diagnostic gate" in head
+    assert "Warning" not in main_text(compose(inputs()))

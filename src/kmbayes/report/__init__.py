@@ -23,7 +23,7 @@ import pandas as pd
 from . import prose
 from .fmt import md_table as _md_table
 from .html import markdown_to_html
-from .names import MODEL_NAMES, arm_name, model_name, quantity_name
+from .names import MODEL_NAMES, arm_name, model_name, model_phrase, quantity_name
 from .prose import limits_text
 from .tables import (
     diagnostics_table,
@@ -170,7 +170,7 @@ def compose(inp: ReportInputs) -> str:
     verdicts = prose.check_verdicts(inp.check) if inp.check is not None else None
     head_sent = " ".join(sentences(inp.head, t))
     if inp.failed:
-        head_sent += (" Warning: " + ", ".join(f"{model_name(m)} under the {p} prior" for m, p in inp.failed)
+        head_sent += (" Warning: " + ", ".join(f"{model_phrase(m)} under the {p} prior" for m, p in inp.failed)
                       + " failed the diagnostic gate (flagged in every table).")
     design = prose.design_sentence(t)
     parts = [
