@@ -73,7 +73,7 @@ def test_check_flags_a_number_outside_its_rounding():
     row = bad[bad.statistic == "median follow-up"].iloc[0]
     assert row.tolerance == pytest.approx(0.05) and not row.ok and row.verdict == "outside rounding"
     text = " ".join(prose.check_sentences(bad, fx.trial()))
-    assert "5 of 6" in text and "median follow-up (months) (published 30.0, reconstructed 31.6)" in text
+    assert "5 of 6" in text and "median follow-up (months) (published 30.0, reconstructed 31.600)" in text
 
 
 def test_check_uses_the_reconstructions_tolerance_and_verdict_when_present():
@@ -313,3 +313,9 @@ def test_a_fit_that_failed_the_gate_is_named_beside_the_headline():
     head = md.split("## Headline", 1)[1].split("## Model-free", 1)[0]
     assert "Warning: smooth time-varying hazard ratio under the sceptical prior failed the diagnostic gate" in head
     assert "Warning" not in main_text(compose(inputs()))
+
+
+def test_a_miss_is_printed_precisely_enough_to_see_it():
+    v = prose.check_verdicts(fx.check("29.94"))  # 30.0 +- 0.05: outside, but prints as 29.9 at 1 decimal
+    text = " ".join(prose.check_sentences(v, fx.trial()))
+    assert "(published 30.0, reconstructed 29.940)" in text

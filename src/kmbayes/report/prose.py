@@ -128,13 +128,19 @@ def _check_label(r: dict, trial) -> str:
     return who + statistic_name(r.get("statistic", ""), unit)
 
 
-def _value(x: float, statistic: str) -> str:
-    """A published or reconstructed number at a precision that shows the difference."""
+def _value(x: float, statistic: str, published: str | None = None) -> str:
+    """A reconstructed number at a precision that shows its difference from the published one.
+
+    Counts are whole numbers; a P value has 3 significant digits; anything else
+    gets two decimals more than the published number (at most 4), so a value
+    outside the rounding never prints as if it were inside it.
+    """
     if statistic in ("n", "events") or str(statistic).startswith("at risk"):
         return f"{x:.0f}"
-    if "p" == str(statistic).split()[-1].lower():
+    if str(statistic).split()[-1].lower() == "p":
         return f"{x:.3g}"
-    return f"{x:.4g}" if abs(x) < 10 else f"{x:.1f}"
+    nd = min(_decimals(published) + 2, 4) if published is not None else (4 if abs(x) < 10 else 1)
+    return f"{x:.{nd}f}"
 
 
 def check_sentences(verdicts: pd.DataFrame, trial, max_listed: int = 4) -> list[str]:
@@ -155,7 +161,7 @@ def check_sentences(verdicts: pd.DataFrame, trial, max_listed: int = 4) -> list[
         else:
             bad = bad.assign(_rel=bad.deviation / bad.tolerance).sort_values("_rel", ascending=False)
             items = [f"{_check_label(r, trial)} (published {r['published']}, "
-                     f"reconstructed {_value(r['reconstructed'], r['statistic'])})"
+                     f"reconstructed {_value(r['reconstructed'], r['statistic'], r['published'])})"
                      for r in bad.head(max_listed).to_dict("records")]
             more = len(bad) - len(items)
             out.append(f"{len(used) - len(bad)} of {len(used)} published numbers used for the "
@@ -176,7 +182,7 @@ def check_sentences(verdicts: pd.DataFrame, trial, max_listed: int = 4) -> list[
             continue
         out.append(f"Held out from the reconstruction, the published {statistic_name(stat, '')} "
                    f"{r['published']} compares with "
-                   f"{_value(r['reconstructed'], stat)} recomputed from the reconstructed data: "
+                   f"{_value(r['reconstructed'], stat, r['published'])} recomputed from the reconstructed data: "
                    + ("within its rounding." if r["ok"] else "outside its rounding."))
     return out
 
@@ -190,9 +196,10 @@ def check_table(verdicts: pd.DataFrame, trial) -> str:
     for r in verdicts.to_dict("records"):
         stat = str(r["statistic"])
         row = [("Held out: " if r.get("section") == "held_out" else "") + _check_label(r, trial),
-               str(r["published"]), _value(r["reconstructed"], stat)]
+               str(r["published"]), _value(r["reconstructed"], stat, r["published"])]
         if multi:
-            row.append(f"{_value(float(r['min']), stat)} to {_value(float(r['max']), stat)}"
+            row.append(f"{_value(float(r['min']), stat, r['published'])} to "
+                       f"{_value(float(r['max']), stat, r['published'])}"
                        if not missing(r.get("min")) else DASH)
         row += [f"±{r['tolerance']:.2g}", r["verdict"]]
         rows.append(row)
