@@ -189,7 +189,9 @@ def test_fit_grid_outputs(grid_setup):
     res = pd.read_csv(out / "reports" / "results.csv")
     assert list(res.columns) == ["model", "prior", "quantity", "estimate", "lower", "upper", "mcse", "flag"]
     q = set(res.quantity)
-    for name in ["hr", "p_hr_lt_1", "p_hr_lt_0.8", "p_hr_lt_0.7", "surv_systemic_36",
+    # P(HR < x) at 1 and at the spec's MCID (0.7) only: the thresholds follow the MCID
+    assert "p_hr_lt_0.8" not in q
+    for name in ["hr", "p_hr_lt_1", "p_hr_lt_0.7", "surv_systemic_36",
                  "surv_combined_96", "surv_diff_60", "rmst_systemic_60", "rmst_diff_96",
                  "median_combined", "hr_0_12", "hr_96_inf", "pooled_hr", "pooled_hr_width_ratio"]:
         assert name in q, name

@@ -93,7 +93,7 @@ def test_a_ppc_misfit_excludes_the_best_model():
     note = _role(df, "candidate").set_index("model").note["weibull_ph"]
     assert "excluded" in note and "S(96) ctl" in note
     text = " ".join(headline.sentences(df, _trial()))
-    assert "was not eligible" in text and "S(96) ctl" in text
+    assert "was not eligible" in text and "S(96) Control arm" in text  # arm label, not its id
 
 
 def test_a_failed_gate_excludes_and_no_eligible_model_means_no_headline():

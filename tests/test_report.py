@@ -27,7 +27,7 @@ def test_sampling_items_report_draws_retries_mcse_and_gate():
     five, six = sampling_items(fits, res)
     assert "Weibull PH 2 × 2500 draws (target acceptance 0.9) or 2 × 5000 draws " \
            "(target acceptance 0.95)" in five
-    assert "time-varying HR 2 × 5000 draws (target acceptance 0.95)" in five
+    assert "HR per interval 2 × 5000 draws (target acceptance 0.95)" in five
     assert "after 300 tuning steps" in five
     assert "at most 0.84 percentage points" in five and "at most 0.0021" in five
     assert "R-hat ≤ 1.01, bulk and tail ESS ≥ 400, no divergences" in six

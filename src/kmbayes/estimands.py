@@ -35,7 +35,30 @@ import numpy as np
 from . import families
 
 LEVEL = 0.95
+#: thresholds of P(HR < x) when a caller gives none (direct use of
+#: :func:`summarise`). A run passes ``hr_thresholds(spec.mcid_hr)`` instead, so
+#: its probabilities follow its minimal clinically important difference.
 HR_THRESHOLDS = (1.0, 0.8, 0.7)
+
+
+def hr_thresholds(mcid_hr: float | None) -> tuple[float, ...]:
+    """The thresholds x of P(HR < x) for a run: 1 (any benefit) and the MCID.
+
+    Parameters
+    ----------
+    mcid_hr : float or None
+        The run spec's minimal clinically important difference (HR scale);
+        None gives :data:`HR_THRESHOLDS`.
+
+    Returns
+    -------
+    tuple of float
+        ``(1.0, mcid_hr)``; the quantity names are ``p_hr_lt_1`` and
+        ``p_hr_lt_<mcid:g>`` (e.g. ``p_hr_lt_0.8``).
+    """
+    if mcid_hr is None:
+        return HR_THRESHOLDS
+    return (1.0, float(mcid_hr)) if float(mcid_hr) != 1.0 else (1.0,)
 
 
 # --------------------------------------------------------------------------- draws
@@ -154,7 +177,7 @@ def summarise_draws(x: np.ndarray, level: float = LEVEL) -> tuple[float, float, 
     return float(q[0]), float(q[1]), float(q[2])
 
 
-def headline_mcse(fit) -> dict[str, float]:
+def headline_mcse(fit, thresholds=HR_THRESHOLDS) -> dict[str, float]:
     """Monte Carlo SEs of the headline quantities: ``hr`` (its posterior median)
     and ``p_hr_lt_<x>`` (the mean of the indicator HR < x).
 
@@ -171,7 +194,7 @@ def headline_mcse(fit) -> dict[str, float]:
 
     lh = np.asarray(fit.idata["posterior"][_family(fit).log_hr_var].values, float)  # (chain, draw)
     out = {"hr": mcse(np.exp(lh), "median")}
-    for thr in HR_THRESHOLDS:
+    for thr in thresholds:
         below = (lh < math.log(thr)).astype(float)
         out[f"p_hr_lt_{thr:g}"] = mcse(below, "mean") if 0.0 < below.mean() < 1.0 else math.nan
     return out
@@ -187,19 +210,20 @@ def _prob_row(q: str, indicator: np.ndarray) -> dict:
             "lower": math.nan, "upper": math.nan, "mcse": math.nan}
 
 
-def summarise(fit, milestones=(36, 60, 96), rmst_horizons=(60, 96)) -> list[dict]:
+def summarise(fit, milestones=(36, 60, 96), rmst_horizons=(60, 96), thresholds=HR_THRESHOLDS) -> list[dict]:
     """All estimands of one fit as long-form rows.
 
     Each row is ``{"quantity", "estimate", "lower", "upper", "mcse"}``;
     probabilities have ``lower``/``upper`` = NaN (written empty); ``mcse`` is
     the Monte Carlo SE of ``estimate`` for ``hr`` and the probabilities
-    (:func:`headline_mcse`), NaN for the rest. Quantities: ``hr``,
-    ``p_hr_lt_1``, ``p_hr_lt_0.8``, ``p_hr_lt_0.7``, ``hr_<from>_<to>``
+    (:func:`headline_mcse`), NaN for the rest. ``thresholds``: the x of
+    P(HR < x) (:func:`hr_thresholds` of the run's MCID). Quantities: ``hr``,
+    ``p_hr_lt_<x>`` per threshold, ``hr_<from>_<to>``
     (piecewise_tv), ``surv_<arm>_<t>``, ``surv_diff_<t>``,
     ``rmst_<arm>_<h>``, ``rmst_diff_<h>``, ``median_<arm>``.
     """
     rows = []
-    mcse = headline_mcse(fit)
+    mcse = headline_mcse(fit, thresholds)
 
     def add(q, x):
         e, lo, hi = summarise_draws(x)
@@ -208,7 +232,7 @@ def summarise(fit, milestones=(36, 60, 96), rmst_horizons=(60, 96)) -> list[dict
 
     hr = hr_draws(fit)
     add("hr", hr)
-    for thr in HR_THRESHOLDS:
+    for thr in thresholds:
         q = f"p_hr_lt_{thr:g}"
         rows.append({"quantity": q, "estimate": float(np.mean(hr < thr)), "lower": math.nan,
                      "upper": math.nan, "mcse": mcse[q]})

@@ -91,7 +91,8 @@ def flag(fit: FitResult) -> str:
 
 
 def result_rows(fit: FitResult, spec: RunSpec) -> list[dict]:
-    rows = estimands.summarise(fit, spec.milestones, spec.rmst_horizons)
+    rows = estimands.summarise(fit, spec.milestones, spec.rmst_horizons,
+                               estimands.hr_thresholds(spec.mcid_hr))
     f = flag(fit)
     return [{"model": fit.model, "prior": fit.prior.name, **r, "flag": f} for r in rows]
 
@@ -227,6 +228,8 @@ def fit_grid(
     done = 0
     grid_key = sha(json.dumps({"config": spec.config_hash(), "data": data_hash, "pool": pool_hash,
                                "profile": profile, "source": package_hash(),
+                               # the P(HR < MCID) rows follow the MCID, which custom priors ignore
+                               "mcid": spec.mcid_hr,
                                "trial": file_digest(spec.trial) if trial is not None else None,
                                "versions": {k: v for k, v in environment_info().items()
                                             if k != "git_commit"}}, sort_keys=True))

@@ -31,6 +31,7 @@ and Health-Care Evaluation. Wiley; 2004. Section 3.6.
 from __future__ import annotations
 
 import math
+import re
 import warnings
 
 import numpy as np
@@ -176,8 +177,17 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+def _eq(x: float) -> str:
+    """``= 95.3%`` or ``> 99.9%`` (never ``= >99.9%``)."""
+    from .report.fmt import eq_pct
+
+    return eq_pct(x) if math.isfinite(x) else "not estimable"
+
+
 def _ci(e, lo, hi, nd=2) -> str:
-    return f"{e:.{nd}f} (95% CrI {lo:.{nd}f} to {hi:.{nd}f})"
+    from .report.fmt import num
+
+    return f"{num(e, nd)} (95% CrI {num(lo, nd)} to {num(hi, nd)})"
 
 
 def sentences(head, trial) -> list[str]:
@@ -201,8 +211,8 @@ def sentences(head, trial) -> list[str]:
     if "cure_difference" in h:
         d, p = h["cure_difference"], h.get("p_cure_difference_gt_0")
         out.append(f"The difference in cure fraction ({treat} minus {ref}) is "
-                   f"{_ci(d['estimate'], d['lower'], d['upper'])}"
-                   + (f"; P(difference > 0) = {_pct(p['estimate'])}." if p else "."))
+                   f"{_ci(d['estimate'], d['lower'], d['upper'], 3)}"
+                   + (f"; P(difference > 0) {_eq(p['estimate'])}." if p else "."))
         if "hr" in h:
             out.append(f"Among patients who are not cured, the hazard ratio is "
                        f"{_ci(h['hr']['estimate'], h['hr']['lower'], h['hr']['upper'])}.")
@@ -210,18 +220,21 @@ def sentences(head, trial) -> list[str]:
         r = h["hr"]
         name = families.get(model).effect_name
         p = h.get("p_hr_lt_1")
-        out.append(f"The {name} ({treat} vs {ref}) is {_ci(r['estimate'], r['lower'], r['upper'])}"
-                   + (f"; P(HR < 1) = {_pct(p['estimate'])}." if p else "."))
+        out.append(f"The {name}, {treat} vs {ref}, is {_ci(r['estimate'], r['lower'], r['upper'])}"
+                   + (f"; P(HR < 1) {_eq(p['estimate'])}." if p else "."))
     if "hr_ratio_late_early" in h:
         r, p = h["hr_ratio_late_early"], h.get("p_hr_ratio_late_early_lt_1")
-        out.append(f"The late-to-early hazard ratio ratio is {_ci(r['estimate'], r['lower'], r['upper'])}"
-                   + (f"; P(ratio < 1) = {_pct(p['estimate'])}." if p else "."))
+        out.append(f"The ratio of the late to the early hazard ratio is "
+                   f"{_ci(r['estimate'], r['lower'], r['upper'])}"
+                   + (f"; P(ratio < 1) {_eq(p['estimate'])}." if p else "."))
     tied = [r["model"] for r in rows if r["role"] == "candidate" and "cannot tell apart" in str(r["note"])]
     if tied:
         out.append("By PSIS-LOO it cannot be told apart from: "
                    + ", ".join(MODEL_NAMES.get(m, m) for m in tied) + ".")
     excluded = [r for r in rows if r["role"] == "candidate" and str(r["note"]).split("; ", 1)[-1].startswith("excluded")]
     for r in excluded:
-        out.append(f"The {MODEL_NAMES.get(r['model'], r['model'])} model was not eligible ("
-                   + str(r["note"]).split("excluded: ", 1)[-1] + ").")
+        why = str(r["note"]).split("excluded: ", 1)[-1]
+        for arm_id, arm in trial.arms.items():  # the rule's notes name arms by id: print their labels
+            why = re.sub(rf"\b{re.escape(arm_id)}\b", arm.name, why)
+        out.append(f"The {MODEL_NAMES.get(r['model'], r['model'])} model was not eligible ({why}).")
     return out

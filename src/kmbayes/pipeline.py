@@ -190,166 +190,113 @@ def figures_step(grid, ipd: Path, trial, layout: Layout, *, mcid_hr: float | Non
     return paths
 
 
-def report_step(grid, spec, trial, check_csv: Path | None, layout: Layout, *, seed: int) -> tuple[Path, str]:
-    """Write ``reports/reanalysis.md``; return its path and the plain-language summary."""
+def report_step(grid, spec, trial, check_csv: Path | None, layout: Layout, *, seed: int,
+                adapted: bool | None = None) -> tuple[Path, str]:
+    """Write ``reports/reanalysis.md`` and ``reports/reanalysis.html``; return the
+    Markdown's path and the plain-language summary.
+
+    ``adapted``: whether the spec was adapted to another trial file
+    (``--trial``); None works it out (:func:`_spec_adapted`). The
+    reproducibility block says so.
+    """
     from .provenance import file_sha, sha
+
+    if adapted is None:
+        adapted = _spec_adapted(spec, trial)
 
     key = None
     if getattr(grid, "grid_key", None):
         chk = file_sha(check_csv) if check_csv and Path(check_csv).exists() else ""
-        key = sha(f"report:{grid.grid_key}:{seed}:{chk}:{reproducibility(spec, seed)}")
+        key = sha(f"report:{grid.grid_key}:{seed}:{chk}:{reproducibility(spec, seed, trial, adapted)}")
     record = layout.reports / ".report.json"
     hit = _cached_step(record, key, layout.root)
     if hit is not None:
         _say("  report verified in the cache; not rewritten")
         return layout.reports / "reanalysis.md", hit["summary"]
-    path, summary = _write_report(grid, spec, trial, check_csv, layout, seed=seed)
-    _record_step(record, key, layout.root, [path, layout.reports / "hr_intervals.csv"], summary=summary)
+    path, summary = _write_report(grid, spec, trial, check_csv, layout, seed=seed, adapted=adapted)
+    _record_step(record, key, layout.root,
+                 [path, layout.reports / "reanalysis.html", layout.reports / "hr_intervals.csv"],
+                 summary=summary)
     return path, summary
 
 
-def _write_report(grid, spec, trial, check_csv, layout: Layout, *, seed: int) -> tuple[Path, str]:
+def _write_report(grid, spec, trial, check_csv, layout: Layout, *, seed: int,
+                  adapted: bool = False) -> tuple[Path, str]:
+    """Compose the report from the run's tables (:mod:`kmbayes.report`) and write it
+    with its HTML copy in one all-or-nothing write."""
     import pandas as pd
 
     from .headline import sentences
-    from .report import interval_frame, sampling_items, write_report
+    from .io import write_many_atomic
+    from .report import compose, interval_frame, load_inputs, sampling_items, write_html
 
-    results = pd.read_csv(layout.reports / "results.csv")
-    diag = pd.read_csv(layout.reports / "diagnostics.csv")
     intervals = interval_frame(grid.fits, trial=trial)
     write_text_atomic(layout.reports / "hr_intervals.csv", intervals.to_csv(index=False, float_format="%.6g"))
-    head = pd.read_csv(layout.reports / "headline.csv")
-    summary = " ".join(sentences(head, trial))
-    failed = grid.failed
-    if failed:
-        summary += (" WARNING: " + ", ".join(f"{m}/{p}" for m, p in failed)
+    results = pd.read_csv(layout.reports / "results.csv")
+    single = results[~results.quantity.str.startswith("pooled_")]
+    inp = load_inputs(layout.reports, trial, spec, check_csv, intervals=intervals,
+                      repro=reproducibility(spec, seed, trial, adapted),
+                      sampling=sampling_items(grid.fits, single), failed=list(grid.failed),
+                      figures_dir=layout.figures)
+    summary = " ".join(sentences(inp.head, trial))
+    if grid.failed:
+        summary += (" WARNING: " + ", ".join(f"{m}/{p}" for m, p in grid.failed)
                     + " failed the diagnostic gate (flagged in every table).")
-    extra = {"Headline": summary + "\n\n" + _headline_text(head)}
-    checks = _checks_text(layout.reports)
-    if checks:
-        extra["Checks of the models and model-free anchors"] = checks
-    tp = layout.reports / "tipping_point.csv"
-    if tp.exists():
-        extra["Tipping point"] = _tipping_text(pd.read_csv(tp))
-    pooled = results[results.quantity.str.startswith("pooled_")] if "quantity" in results else results.iloc[:0]
-    if not pooled.empty:
-        extra["Reconstruction uncertainty"] = _pooled_text(pooled)
-    text = write_report(
-        layout.reports / "reanalysis.md",
-        trial=trial,
-        results=results[~results.quantity.str.startswith("pooled_")],
-        diagnostics=diag,
-        intervals=intervals,
-        check_csv=check_csv,
-        figures_dir=layout.figures,
-        milestones=list(spec.milestones),
-        horizons=list(spec.rmst_horizons),
-        repro=reproducibility(spec, seed),
-        extra_sections=extra,
-        summary=summary,
-        priors_used=spec.priors,
-        mcid_hr=spec.mcid_hr,
-        sampling=sampling_items(grid.fits, results[~results.quantity.str.startswith("pooled_")]),
-    )
-    write_text_atomic(layout.reports / "reanalysis.md", text)
-    return layout.reports / "reanalysis.md", summary
+    md_path = layout.reports / "reanalysis.md"
+    text = compose(inp)
+    page = write_html(text, md_path, f"Bayesian reanalysis: {trial.name}")
+    write_many_atomic({md_path: text, layout.reports / "reanalysis.html": page})
+    return md_path, summary
 
 
-def _fmt(x, nd: int = 3) -> str:
+def _spec_adapted(spec, trial) -> bool:
+    """True when the run's trial file is not the one its run spec names (``--trial``)."""
+    from .runspec import load_spec
+
+    spec_path, tpath = getattr(spec, "path", None), getattr(trial, "path", None)
+    if not spec_path or not tpath:
+        return False
     try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return str(x)
-    return "" if x != x else f"{x:.{nd}g}"
+        named = load_spec(spec_path).trial
+    except Exception:  # the spec file changed or vanished since the run read it
+        return False
+    return named is None or Path(named).resolve() != Path(tpath).resolve()
 
 
-def _headline_text(head) -> str:
-    from .headline import MODEL_NAMES
-    from .report import _md_table
+def reproducibility(spec, seed: int, trial=None, adapted: bool = False) -> dict:
+    """Versions, seed, commit, the trial file with its SHA-256 and the run spec used.
 
-    rows = [[r.role, MODEL_NAMES.get(r.model, r.model), r.prior, r.quantity, _fmt(r.estimate),
-             _fmt(r.lower), _fmt(r.upper), "" if r.note != r.note else str(r.note)]
-            for r in head.itertuples(index=False)]
-    return _md_table(["Role", "Model", "Prior", "Quantity", "Estimate", "Lower", "Upper", "Note"], rows)
+    ``adapted``: the run spec's time-scale choices (cut points, milestones,
+    RMST horizons, reference time) were adapted to a trial file given with
+    ``--trial``; the block then lists the values actually used.
+    """
+    import hashlib
 
-
-def _checks_text(reports: Path) -> str:
-    """PPC verdict counts, Kaplan-Meier anchors and the PH check, as Markdown."""
-    import pandas as pd
-
-    from .headline import MODEL_NAMES
-    from .report import _md_table
-
-    parts = []
-    if (reports / "ppc.csv").exists():
-        ppc = pd.read_csv(reports / "ppc.csv")
-        rows = []
-        for (m, p), g in ppc.groupby(["model", "prior"], sort=False):
-            bad = g[g.verdict != "ok"]
-            rows.append([MODEL_NAMES.get(m, m), p, f"{len(g) - len(bad)} of {len(g)}",
-                         ", ".join(f"{r.statistic} {r.arm}" for r in bad.itertuples()) or "none"])
-        parts.append("Posterior predictive check against every published landmark and median "
-                     "(`reports/ppc.csv`: replicated trials of the published size and censoring; "
-                     "a published value outside the central 95% of the replicates is a misfit):\n\n"
-                     + _md_table(["Model", "Prior", "Published numbers reproduced", "Missed"], rows))
-    if (reports / "anchors.csv").exists():
-        a = pd.read_csv(reports / "anchors.csv")
-        rows = [[r.quantity, _fmt(r.estimate), f"{_fmt(r.lower)} to {_fmt(r.upper)}",
-                 f"{_fmt(r.bb_lower)} to {_fmt(r.bb_upper)}", _fmt(r.p_gt_0)] for r in a.itertuples()]
-        parts.append("Model-free anchors: Kaplan-Meier differences (treatment minus reference) of the "
-                     "reconstructed data, with a 95% Wald interval and a Bayesian-bootstrap 95% interval "
-                     "and P(difference > 0) (`reports/anchors.csv`):\n\n"
-                     + _md_table(["Quantity", "Kaplan-Meier", "Wald 95%", "Bayesian bootstrap 95%",
-                                  "P(> 0)"], rows))
-    if (reports / "ph_check.csv").exists():
-        ph = pd.read_csv(reports / "ph_check.csv")
-        rows = [[r.test, r.window, _fmt(r.hr), f"{_fmt(r.lower)} to {_fmt(r.upper)}", _fmt(r.p),
-                 "" if r.deaths_ref != r.deaths_ref else f"{int(r.deaths_ref)} / {int(r.deaths_trt)}",
-                 "" if r.support != r.support else str(r.support)] for r in ph.itertuples()]
-        parts.append("Proportional hazards: Grambsch-Therneau test and Cox fits within windows of the "
-                     "reconstructed data. A window is *pinned* when published numbers fix the curves at "
-                     "both its ends, *interpolated* when its shape is the reconstruction's assumption "
-                     "(`reports/ph_check.csv`):\n\n"
-                     + _md_table(["Test", "Window", "HR", "95% CI", "p", "Deaths ref / trt", "Support"],
-                                 rows))
-    return "\n\n".join(parts)
-
-
-def _tipping_text(tp) -> str:
-    from .report import _md_table
-
-    rows = [[str(v) if not isinstance(v, float) else f"{v:.4g}" for v in r] for r in tp.itertuples(index=False)]
-    return (
-        "How sceptical must a sceptical prior N(0, σ²) be before P(HR < 1) falls below 0.95? "
-        "Smaller σ is more sceptical.\n\n" + _md_table(list(tp.columns), rows)
-    )
-
-
-def _pooled_text(pooled) -> str:
-    from .report import _md_table
-
-    rows = [[r.model, r.prior, r.quantity, "" if r.estimate != r.estimate else f"{r.estimate:.3g}",
-             "" if r.lower != r.lower else f"{r.lower:.3g}", "" if r.upper != r.upper else f"{r.upper:.3g}"]
-            for r in pooled.itertuples(index=False)]
-    return (
-        "Each reconstruction replicate was fitted with the same compiled model and the draws were mixed. "
-        "The table gives the pooled estimates and the ratio of pooled to single-reconstruction interval widths.\n\n"
-        + _md_table(["Model", "Prior", "Quantity", "Estimate", "Lower", "Upper"], rows)
-    )
-
-
-def reproducibility(spec, seed: int) -> dict:
-    """Versions, seed and commit for the report's reproducibility block."""
     from .provenance import environment_info
+
+    def shown(p) -> str:
+        p = Path(p)
+        try:
+            return str(p.resolve().relative_to(REPO_ROOT))
+        except ValueError:
+            return str(p)
 
     info = dict(environment_info())
     info["seed"] = seed
-    cfg = Path(getattr(spec, "path", "") or "")
-    try:
-        cfg = cfg.resolve().relative_to(REPO_ROOT)
-    except ValueError:
-        pass
-    info["config"] = str(cfg)
+    cfg = getattr(spec, "path", None)
+    info["config"] = shown(cfg) if cfg else "(none)"
+    tpath = getattr(trial, "path", None) or getattr(spec, "trial", None)
+    if tpath and Path(tpath).is_file():
+        info["trial_file"] = shown(tpath)
+        info["trial_sha256"] = hashlib.sha256(Path(tpath).read_bytes()).hexdigest()
+    if adapted:
+        info["config_adapted"] = ("cut points, milestones, RMST horizons and reference time adapted to "
+                                  "the trial file (kmbayes run --trial)")
+        info["cuts"] = ", ".join(f"{c:g}" for c in spec.cuts)
+        info["milestones"] = ", ".join(f"{m:g}" for m in spec.milestones)
+        info["rmst_horizons"] = ", ".join(f"{h:g}" for h in spec.rmst_horizons)
+    info["priors"] = "; ".join(f"{k} N({p.mu:.4g}, {p.sigma:.4g}^2)" for k, p in spec.priors.items())
+    info["mcid_hr"] = f"{spec.mcid_hr:g}"
     return info
 
 

@@ -13,6 +13,8 @@ Layout (times in ``trial.time_unit``)::
     time_unit = "months"
     reference_arm = "systemic"             # HRs are <other arm> vs this arm
     citation = "..."                       # optional
+    phase = "II"                           # optional: I, I/II, II, II/III, III or IV
+    design = "randomized, open-label"      # optional: stated in the report as given
 
     [followup]                             # optional
     median = 116.4                         # reverse Kaplan-Meier, all arms
@@ -55,6 +57,7 @@ import numpy as np
 from .errors import InputError, short
 from .limits import LIMITS
 
+PHASES = ("I", "I/II", "II", "II/III", "III", "IV")
 ARM_ID = re.compile(r"[A-Za-z0-9_]{1,40}")  # used with fullmatch; ids name columns and files
 # Rounded published values: a landmark estimate may sit this far on the "wrong"
 # side of 0.5 relative to the median before we call the two inconsistent.
@@ -124,6 +127,10 @@ class Trial:
     reported_hr: Interval | None = None
     reported_p: float | None = None
     path: Path | None = None
+    #: optional design facts (``[trial] phase``, ``design``); the report states
+    #: them only when given, never guesses them
+    phase: str = ""
+    design: str = ""
 
     @property
     def arm_ids(self) -> list[str]:
@@ -391,6 +398,12 @@ def parse_trial(doc: dict, base: Path | None = None, path: Path | None = None) -
     reference = _str(_require(trial_t, "reference_arm", "trial"), "trial.reference_arm")
     endpoint = _str(trial_t.get("endpoint", "survival"), "trial.endpoint")
     citation = _str(trial_t.get("citation", ""), "trial.citation")
+    phase = _str(trial_t.get("phase", ""), "trial.phase").strip()
+    if phase and phase not in PHASES:
+        raise InputError("trial.phase", f"expected one of {', '.join(PHASES)}, got {phase!r}")
+    design = " ".join(_str(trial_t.get("design", ""), "trial.design").split())
+    if len(design) > 200:
+        raise InputError("trial.design", f"at most 200 characters, got {len(design)}")
 
     arms_t = _table(_require(doc, "arms", ""), "arms")
     if len(arms_t) < 2:
@@ -436,6 +449,8 @@ def parse_trial(doc: dict, base: Path | None = None, path: Path | None = None) -
         reported_hr=hr,
         reported_p=p,
         path=path,
+        phase=phase,
+        design=design,
     )
 
 
