@@ -21,6 +21,7 @@ from kmbayes.km import cox_two_group, km, reverse_km_median
 from kmbayes.reconstruct import reconstruct
 from kmbayes.reconstruct.check import HELD_OUT, check_rows, format_check, rows_to_csv
 from kmbayes.reconstruct.summary import reconstruct_summary
+from kmbayes.errors import InputError
 from kmbayes.trial import Interval, load_trial, parse_trial
 
 from .conftest import CLOCC_TOML, DATA, run_cli
@@ -183,7 +184,7 @@ def test_check_table(clocc):
         if r.statistic in ("n", "events"):
             assert r.published == r.replicate1 == r.min == r.max
     csv = rows_to_csv(rows)
-    assert csv.splitlines()[0] == "section,arm,statistic,published,replicate1,min,max,note"
+    assert csv.splitlines()[0] == "section,arm,statistic,published,replicate1,min,max,note,tolerance,verdict"
     assert len(csv.splitlines()) == len(rows) + 1
     text = format_check(clocc, rows, engine="summary", replicates=2)
     assert HELD_OUT in text and text.index(HELD_OUT) > text.index("median follow-up")
@@ -206,9 +207,23 @@ events = 0
 """
 
 
-def test_only_counts(tmp_path):
+def test_only_counts_is_refused(tmp_path):
+    """n and events alone say nothing about when deaths happened: refused, not guessed."""
     p = tmp_path / "t.toml"
     p.write_text(BARE)
+    tr = load_trial(p)
+    with pytest.raises(InputError) as ex:
+        reconstruct(tr, replicates=2)
+    assert ex.value.field == "arms.a"  # arm b has no events: nothing to time
+    out = tmp_path / "o.csv"
+    r = run_cli("reconstruct", p, "--out", out)
+    assert r.returncode == 2 and "arms.a" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_only_counts_with_a_median_is_reconstructed(tmp_path):
+    p = tmp_path / "t.toml"
+    p.write_text(BARE.replace("events = 30", "events = 30\nmedian = 12.0"))
     tr = load_trial(p)
     rec = reconstruct(tr, replicates=2)
     for rep in rec.replicates:

@@ -18,16 +18,24 @@ from .errors import FitFailedError, InputError
 
 EXIT_INPUT = 2
 EXIT_FIT_FAILED = 3
+EXIT_MISS = 4  # reconstruct --strict: a published number is missed
 
 
 def _cmd_reconstruct(args: argparse.Namespace) -> int:
-    from .reconstruct import run_reconstruct
+    from .reconstruct import ReconstructionMiss, run_reconstruct
 
     if args.replicates < 1:
         raise InputError("--replicates", f"must be >= 1, got {args.replicates}")
-    text = run_reconstruct(
-        args.trial, args.out, seed=args.seed, replicates=args.replicates, engine=args.engine
-    )
+    try:
+        text = run_reconstruct(
+            args.trial, args.out, seed=args.seed, replicates=args.replicates, engine=args.engine,
+            strict=args.strict,
+        )
+    except ReconstructionMiss as ex:
+        if not args.quiet:
+            print(ex.args[1])
+        print(f"kmbayes: error: {ex.args[0]}", file=sys.stderr)
+        return EXIT_MISS
     if not args.quiet:
         print(text)
     return 0
@@ -87,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--engine", choices=["auto", "summary", "curve"], default="auto", help="force an engine"
     )
     r.add_argument("-q", "--quiet", action="store_true", help="do not print the check table")
+    r.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 4 when the reconstruction misses a published number (files are still written)",
+    )
     r.set_defaults(func=_cmd_reconstruct)
 
     f = sub.add_parser(

@@ -1,7 +1,7 @@
 """Summary engine: patient-level data from abstract-level numbers.
 
-Input per arm: ``n``, ``events``, landmark survival with 95% log-log Greenwood
-CIs, the median with its Brookmeyer-Crowley CI, and (all arms) the median
+Input per arm: ``n``, ``events``, landmark survival with 95% Greenwood CIs
+(log-log unless the arm declares another ``ci`` type), the median with its Brookmeyer-Crowley CI, and (all arms) the median
 follow-up by reverse Kaplan-Meier. All optional except ``n`` and ``events``.
 Numbers at risk are used when given.
 
@@ -80,7 +80,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..km import Z95, first_below, km
+from ..km import first_below, km, survival_ci
 from ..trial import Arm, Trial
 
 # Residual scales (survival-probability units). Published S and CI bounds are
@@ -125,6 +125,7 @@ class _ArmSpec:
     lo_ok: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     hi_ok: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     ar_n: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    ci: str = "log-log"  # scale the published CIs are symmetric on
 
 
 def _finite(x: float | None) -> bool:
@@ -186,6 +187,7 @@ def _arm_spec(arm: Arm, delta: float = 0.0) -> _ArmSpec:
         med_hi=med_hi,
         ar_t=np.array([a.time for a in arm.at_risk if a.time > 0], dtype=float),
         ar_n=np.array([a.n for a in arm.at_risk if a.time > 0], dtype=float),
+        ci=arm.ci,
     )
 
 
@@ -377,14 +379,8 @@ class _Model:
                 i = np.searchsorted(g, qt)
                 V = np.cumsum(term)[np.maximum(i - 1, 0)] * (i > 0)
                 s = S[i]
-                with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                    v = np.log(s)
-                    w = Z95 * np.sqrt(V) / v
-                    lv = np.log(-v)
-                    lo = np.exp(-np.exp(lv - w))
-                    hi = np.exp(-np.exp(lv + w))
-                lo = np.where(np.isfinite(lo), lo, 1.0)
-                hi = np.where(np.isfinite(hi), hi, 1.0)
+                # CI curves on the scale the publication declares (log-log by default).
+                lo, hi = survival_ci(s, V, a.ci)
                 which = kind % 3
                 val = np.where(which == 0, s, np.where(which == 1, lo, hi))
                 diff = val - target
@@ -519,7 +515,7 @@ def _discrete_loss(a: _ArmSpec, t: np.ndarray, e: np.ndarray, gap: bool = False)
     search to fix landmark survival to the third decimal.
     """
     f = km(t, e)
-    lo_c, hi_c = f.ci()
+    lo_c, hi_c = f.ci(kind=a.ci)
     loss = 0.0
     if a.lm_t.size:
         i = np.searchsorted(f.time, a.lm_t, side="right") - 1
