@@ -56,7 +56,8 @@ error naming the field unless said otherwise:
   survival, a median, an at-risk table or a curve): ``n`` and ``events``
   alone would put every death at an arbitrary time;
 * numbers at risk cannot exceed the patients the published survival leaves
-  alive (``n * S`` at an earlier landmark, ``n / 2`` past the median);
+  alive (``n * S`` at a strictly earlier landmark, ``n / 2`` past the
+  median);
 * no published time (landmark, median, at-risk time, curve) may lie beyond
   ``followup.max``; reconstructed times never exceed it;
 * a curve cannot fall by less than ``events / n`` (each death lowers a
@@ -553,10 +554,13 @@ def reconstruction_checks(trial: Trial) -> list[str]:
                 "only n and events are given: add landmark survival, a median, an at-risk "
                 "table or a curve (nothing says when the deaths happened)",
             )
-        # Patients at risk at t are alive just before t: at most n S(earlier landmark).
+        # Patients at risk at t are alive just before t: Y(t) <= n S(t-) for
+        # a Kaplan-Meier curve (each step multiplies S by 1 - d / Y while Y
+        # falls by at least d), so at most n S at any strictly earlier landmark
+        # (deaths at t itself are still at risk at t).
         for j, ar in enumerate(arm.at_risk):
             for lm in arm.survival:
-                if 0 < lm.time <= ar.time:
+                if 0 < lm.time < ar.time:
                     cap = arm.n * (lm.estimate + _half_unit(lm.estimate)) + 1
                     if ar.n > cap:
                         raise InputError(

@@ -45,7 +45,11 @@ Method
    Metropolis (proposal: the Laplace covariance, ridged), so they vary where
    the numbers constrain least (the tail, the censoring pattern, the curve
    between knots) while still matching the published numbers; times are
-   placed at stratified random quantiles ``(k - u_k) / K``, then refined.
+   placed at stratified random quantiles ``(k - u_k) / K``, then refined;
+   finally the deaths inside each interval between pinned times are tilted
+   at random (:func:`~kmbayes.reconstruct.replicates.tilt_events`, scale
+   chosen by cross-validation) so the replicates spread as far as the
+   reconstruction error does.
 
 ``trial.reported_hr`` and ``trial.reported_p`` are never read here.
 
@@ -82,6 +86,8 @@ import numpy as np
 
 from ..km import first_below, km, survival_ci
 from ..trial import Arm, Trial
+from . import replicates as _reps
+from .replicates import tilt_events
 
 # Residual scales (survival-probability units). Published S and CI bounds are
 # rounded to 3 decimals; the extra slack covers the steps of a discrete KM.
@@ -717,6 +723,11 @@ def reconstruct_summary(trial: Trial, *, seed: int, replicates: int) -> list[dic
         rep = {}
         for a, t, e in _discretize(model, thk, r):
             t = _round6(_refine(a, _round6(t), e, max_moves=(REFINE_MOVES if k == 0 else min(REFINE_MOVES, 8))))
+            if k > 0:
+                # What the numbers leave open: when deaths fell between the
+                # times they pin (calibrated scale, see replicates.py).
+                edges = np.unique(np.concatenate(([0.0], a.knots, a.ar_t, [model.T_of(thk)])))
+                t = _round6(np.maximum(tilt_events(t, e, edges, _reps.SUMMARY_TILT, rng), 1e-6 * edges[-1]))
             rep[a.id] = (t.astype(float), e.astype(np.int64))
         reps.append(rep)
     return reps
