@@ -569,8 +569,10 @@ def reconstruction_checks(trial: Trial) -> list[str]:
                             f"leaves at most {math.floor(cap)} of n = {arm.n} alive",
                         )
             if arm.median is not None:
-                # A median printed to one decimal may be up to 0.05 early.
-                q = arm.median.estimate + 0.05
+                # A printed median may be up to half a unit of its last decimal early.
+                r = repr(arm.median.estimate)
+                dec = len(r.split(".")[1].rstrip("0")) if "." in r and "e" not in r else 0
+                q = arm.median.estimate + 0.5 * 10.0**-dec
                 if ar.time > q + 1e-9 and ar.n > 0.5 * arm.n + 1:
                     raise InputError(
                         f"{fld}.at_risk[{j}].n",
