@@ -116,7 +116,7 @@ def test_act2_trace_is_not_cut_short():
     rep = reconstruct(trial, seed=1).replicates[0]
     rows = check_rows(trial, [rep])
     assert not misses(rows), [r.warning() for r in misses(rows)]
-    for arm_id, arm in trial.arms.items():
+    for arm_id, _arm in trial.arms.items():
         t, e = rep[arm_id]
         # Read as corner pairs, the trace ran out of patients at 22 of 40 months.
         assert t.max() > 0.9 * ipd[arm_id][0].max()
