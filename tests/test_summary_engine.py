@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kmbayes.errors import InputError
 from kmbayes.km import cox_two_group, km, reverse_km_median
 from kmbayes.reconstruct import reconstruct
 from kmbayes.reconstruct.check import HELD_OUT, check_rows, format_check, rows_to_csv
 from kmbayes.reconstruct.summary import reconstruct_summary
-from kmbayes.errors import InputError
 from kmbayes.trial import Interval, load_trial, parse_trial
 
 from .conftest import CLOCC_TOML, DATA, run_cli
