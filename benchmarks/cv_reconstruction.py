@@ -7,12 +7,16 @@ runs and Python versions); for each fold the constant is chosen on the other
 four and the figures of the fold are scored with that choice. The pooled
 held-out scores are printed last, in the format of ``score.py``.
 
-The knob tuned here is the replicate scale (``replicates.SUMMARY_TILT`` in
-summary mode, ``replicates.CURVE_READ`` in curve mode): on the training folds
-the grid value whose central 90% of K replicates holds the original log HR
-closest to 90% of the time is chosen (ties: median |z| closest to 0.67).
-Replicate 1 does not depend on the knob, so its error is the same for every
-grid value.
+Two kinds of knob (``--knob module.NAME``, a constant of
+``kmbayes.reconstruct.<module>``):
+
+* a replicate scale (``replicates.SUMMARY_TILT`` in summary mode, the
+  default there; ``replicates.CURVE_READ`` in curve mode): on the training
+  folds the grid value whose central 90% of K replicates holds the original
+  log HR closest to 90% of the time is chosen (ties: median |z| closest to
+  0.67). Replicate 1 does not depend on it.
+* any other constant (``--K 1``): the grid value with the smallest
+  ``median + p90`` of |dlog HR| of replicate 1 on the training folds.
 
 Needs the validation material (``../shared/validation``: kmdata figures,
 ``kmsummary.py``, and lifelines for the original HRs); without it the script
@@ -40,7 +44,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SHARED = ROOT.parent / "shared" / "validation"
-KNOBS = {"summary": "SUMMARY_TILT", "curve": "CURVE_READ"}
+KNOBS = {"summary": "replicates.SUMMARY_TILT", "curve": "replicates.CURVE_READ"}
 
 
 def fold_of(name: str, k: int = 5) -> int:
@@ -102,20 +106,28 @@ def main() -> int:
     ap.add_argument("--shared", type=Path, default=DEFAULT_SHARED)
     ap.add_argument("--mode", choices=["summary", "curve"], default="summary")
     ap.add_argument("--digitize", choices=["corners", "clicks", "trace"], default="clicks")
+    ap.add_argument("--knob", default=None, help="module.NAME of the constant (default: the replicate scale)")
     ap.add_argument("--grid", default=None, help="comma-separated knob values (default: a built-in grid)")
     ap.add_argument("--K", type=int, default=20, help="replicates per figure (default 20)")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--cache", type=Path, default=None, help="where trial files are written (default /tmp)")
+    ap.add_argument("--dump", type=Path, default=None, help="write per-figure results (JSON) here")
     a = ap.parse_args()
     if not (a.shared / "score.py").exists():
         print(f"skipped: validation material not found at {a.shared}")
         return 0
+    import importlib
+
     from kmbayes.reconstruct import reconstruct
-    from kmbayes.reconstruct import replicates as R
     from kmbayes.trial import load_trial
 
-    knob = KNOBS[a.mode]
+    knob_path = a.knob or KNOBS[a.mode]
+    mod_name, knob = knob_path.rsplit(".", 1)
+    R = importlib.import_module(f"kmbayes.reconstruct.{mod_name}")
+    coverage_knob = knob_path in KNOBS.values()
+    if not coverage_knob and a.grid is None:
+        ap.error("--grid is needed for --knob")
     grid = [float(x) for x in a.grid.split(",")] if a.grid else (
         [0.0, 1.0, 2.0, 3.0, 4.0, 6.0] if a.mode == "summary" else [0.0, 1.0, 2.0, 3.0, 4.0])
     style = a.mode if a.mode == "summary" else f"curve_{a.digitize}"
@@ -130,7 +142,9 @@ def main() -> int:
         for name, toml, truth in figs:
             trial = load_trial(toml)
             rec = reconstruct(trial, seed=20170, replicates=a.K)
-            res[v][name] = score_one(log_hrs(trial, rec.replicates), truth)
+            lh = log_hrs(trial, rec.replicates)
+            res[v][name] = score_one(lh, truth) if len(lh) > 1 else dict(
+                err=abs(lh[0] - truth), in80=False, in90=False, z=math.nan, width90=0.0)
         print(f"in-sample (all figures, NOT cross-validated) {knob}={v:g}: {summarise(list(res[v].values()))}",
               flush=True)
     setattr(R, knob, default)
@@ -141,6 +155,9 @@ def main() -> int:
         test = [n for n in names if fold_of(n, a.folds) == k]
 
         def loss(v, train=train):
+            if not coverage_knob:
+                e = np.array([res[v][n]["err"] for n in train])
+                return (float(np.median(e) + np.quantile(e, 0.9)), 0.0)
             c90 = np.mean([res[v][n]["in90"] for n in train])
             z = np.median([res[v][n]["z"] for n in train])
             return (round(abs(c90 - 0.90), 3), abs(z - 0.67))
@@ -148,6 +165,8 @@ def main() -> int:
         best = min(grid, key=loss)
         print(f"fold {k}: {len(train)} train, {len(test)} test; chosen {knob}={best:g}")
         held += [dict(res[best][n], choice=best) for n in test]
+    if a.dump:
+        a.dump.write_text(json.dumps({str(v): res[v] for v in grid}, indent=0, sort_keys=True, default=float))
     print(f"seconds {time.time() - t0:.0f}")
     print(f"cross-validated ({a.folds}-fold, {style}, K={a.K}): {summarise(held)}")
     return 0

@@ -48,7 +48,7 @@ import numpy as np
 
 # SD of the log tilt of the deaths inside an interval (summary engine).
 # Chosen by 5-fold CV (benchmarks/cv_reconstruction.py --mode summary).
-SUMMARY_TILT = 2.0
+SUMMARY_TILT = 4.0
 # Re-reading error of a digitized curve in units of its estimated reading
 # error (curve engine). Chosen by 5-fold CV (benchmarks/cv_reconstruction.py
 # --mode curve --digitize clicks).
