@@ -52,7 +52,7 @@ SUMMARY_TILT = 4.0
 # Re-reading error of a digitized curve in units of its estimated reading
 # error (curve engine). Chosen by 5-fold CV (benchmarks/cv_reconstruction.py
 # --mode curve --digitize clicks).
-CURVE_READ = 1.0
+CURVE_READ = 3.0
 
 
 def _tilt(u: np.ndarray, b: float) -> np.ndarray:
