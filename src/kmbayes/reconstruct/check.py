@@ -29,7 +29,12 @@ row:
 * numbers at risk: 0 with a curve (the curve engine makes them exact),
   else 2% (at least 1): the summary engine fits them as approximate;
 * median follow-up: half a unit plus the spacing of the pooled censorings
-  around it (the reverse Kaplan-Meier moves only at a censoring).
+  around it (the reverse Kaplan-Meier moves only at a censoring);
+* for an arm reconstructed from a digitized curve, survival rows also allow
+  two reading errors of the curve and median rows two reading errors of its
+  time axis (:func:`~kmbayes.reconstruct.replicates.reading_error`,
+  estimated from the points): within that, the figure and the printed
+  number agree and the reconstruction cannot honour one without the other.
 
 Held-out rows have no verdict.
 
@@ -106,10 +111,15 @@ def _jump_spacing(times: np.ndarray, q: float) -> float:
 
 def _arm_tolerances(trial: Trial, rep) -> dict[tuple[str, str], float]:
     """Per published arm statistic, the tolerance of its verdict (see module docstring)."""
+    from .replicates import reading_error
+
     out: dict[tuple[str, str], float] = {}
     for arm_id, arm in trial.arms.items():
         t, e = (np.asarray(x) for x in rep[arm_id])
         f = km(t, e)
+        # A curve-mode reconstruction follows the digitized curve: where it and
+        # the printed numbers disagree by up to two reading errors, both are right.
+        read_s, read_t = reading_error(*arm.curve) if arm.curve is not None else (0.0, 0.0)
         out[(arm_id, "n")] = 0.0
         out[(arm_id, "events")] = 0.0
         for lm in arm.survival:
@@ -117,10 +127,10 @@ def _arm_tolerances(trial: Trial, rep) -> dict[tuple[str, str], float]:
             y_after = max(int(np.sum(t > lm.time)), 1)
             step = float(s) / y_after
             key = f"S({lm.time:g})"
-            out[(arm_id, key)] = _half_unit(lm.estimate, 3) + 0.5 * step
+            out[(arm_id, key)] = _half_unit(lm.estimate, 3) + 0.5 * step + 2 * read_s
             for b, v in (("lower", lm.lower), ("upper", lm.upper)):
                 if v is not None:
-                    out[(arm_id, f"{key} {b}")] = _half_unit(v, 3) + step
+                    out[(arm_id, f"{key} {b}")] = _half_unit(v, 3) + step + 2 * read_s
         if arm.median is not None:
             jumps = f.time[f.d > 0]
             lo, hi = f.median_ci(kind=arm.ci)
@@ -129,7 +139,7 @@ def _arm_tolerances(trial: Trial, rep) -> dict[tuple[str, str], float]:
                                 ("median upper", arm.median.upper, hi)):
                 if v is not None:
                     # The CI curves jump where the estimate does.
-                    out[(arm_id, key)] = _half_unit(v) + _jump_spacing(jumps, rec)
+                    out[(arm_id, key)] = _half_unit(v) + _jump_spacing(jumps, rec) + 2 * read_t
         for ar in arm.at_risk:
             out[(arm_id, f"at risk({ar.time:g})")] = 0.0 if trial.has_curves else max(1.0, math.ceil(0.02 * ar.n))
     return out
