@@ -44,7 +44,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SHARED = ROOT.parent / "shared" / "validation"
-KNOBS = {"summary": "replicates.SUMMARY_TILT", "curve": "replicates.CURVE_READ"}
+KNOBS = {"summary": "replicates.SUMMARY_TILT", "curve": "replicates.CURVE_READ",
+         "trace": "replicates.TRACE_READ"}
 
 
 def fold_of(name: str, k: int = 5) -> int:
@@ -122,7 +123,7 @@ def main() -> int:
     from kmbayes.reconstruct import reconstruct
     from kmbayes.trial import load_trial
 
-    knob_path = a.knob or KNOBS[a.mode]
+    knob_path = a.knob or KNOBS["trace" if a.mode == "curve" and a.digitize == "trace" else a.mode]
     mod_name, knob = knob_path.rsplit(".", 1)
     R = importlib.import_module(f"kmbayes.reconstruct.{mod_name}")
     coverage_knob = knob_path in KNOBS.values()

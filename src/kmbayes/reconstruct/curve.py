@@ -84,7 +84,7 @@ import numpy as np
 
 from ..trial import Trial
 from . import replicates as _reps
-from .curve_layout import _pava_nonincreasing, clean_curve, corner_pairs
+from .curve_layout import _pava_nonincreasing, clean_curve, corner_pairs, is_trace
 from .replicates import reread_curve
 
 __all__ = ["clean_curve", "corner_pairs", "reconstruct_arm", "reconstruct_curve"]
@@ -712,6 +712,7 @@ def reconstruct_curve(
     for j, arm_id in enumerate(trial.arm_ids):
         ct, cs, table, n, events, prep = inputs[arm_id]
         marks = [(lm.time, lm.estimate) for lm in trial.arms[arm_id].survival]
+        trace = is_trace(ct, cs)
         g_arm = gamma
         if g_arm is None and any(s.md is not None and s.md.any() for s in prep[2]):
             # Corner pairs pin the events; the reported total can no longer
@@ -721,11 +722,12 @@ def reconstruct_curve(
         for r in range(len(out)):
             rng = None if r == 0 else np.random.default_rng(children[j * len(out) + r])
             prep_r = prep
-            if rng is not None and _reps.CURVE_READ > 0:
+            scale = _reps.TRACE_READ if trace else _reps.CURVE_READ
+            if rng is not None and scale > 0:
                 # The figure read again with its own reading error (calibrated
                 # scale, see replicates.py): what a different digitization
                 # of the same figure could have given.
-                rt, rs_ = reread_curve(ct, cs, _reps.CURVE_READ, rng)
+                rt, rs_ = reread_curve(ct, cs, scale, rng)
                 prep_r = _prepare(rt, rs_, table, n, marks)
             out[r][arm_id] = reconstruct_arm(
                 ct, cs, table, n, events, rng, tail_gamma=g_arm, _prepared=prep_r

@@ -61,6 +61,10 @@ SUMMARY_TILT = 4.0
 # much of the added error, and because the error of a reconstruction also
 # has sources other than reading (censoring inside intervals, the tail).
 CURVE_READ = 3.0
+# The same for a dense automatic trace (curve_layout.is_trace), chosen by
+# 5-fold CV on traces (benchmarks/cv_reconstruction.py --mode curve
+# --digitize trace --knob replicates.TRACE_READ).
+TRACE_READ = 3.0
 
 
 def _tilt(u: np.ndarray, b: float) -> np.ndarray:
@@ -119,12 +123,16 @@ def reading_error(time: np.ndarray, survival: np.ndarray) -> tuple[float, float]
     differences (robust to the real drops) and scale it to an SD of one
     reading. Time error is taken as the same fraction of the time axis as
     the survival error is of the [0, 1] survival axis: digitizers read both
-    axes at about one resolution.
+    axes at about one resolution. A dense trace gives time at column
+    centres: its time error is that of rounding to a column.
     """
     s = np.asarray(survival, dtype=float)
     t = np.asarray(time, dtype=float)
     if s.size and s.max() > 1.5:
         s = s / 100.0
+    from .curve_layout import is_trace  # here: curve_layout does not need this module
+
+    dense = is_trace(t, s)
     d = np.abs(np.diff(s))
     d = d[d > 0]
     if d.size < 4:
@@ -134,6 +142,10 @@ def reading_error(time: np.ndarray, survival: np.ndarray) -> tuple[float, float]
     sd_s = float(np.quantile(d, 0.25)) / (0.3186 * math.sqrt(2.0))
     sd_s = min(max(sd_s, 1e-4), 0.02)
     sd_t = sd_s * float(t.max() - t.min())
+    if dense:
+        # A trace reads time at column centres: its time error is the
+        # rounding to a column, not a click's.
+        sd_t = float(np.median(np.diff(np.sort(t)))) / math.sqrt(12.0)
     return sd_s, sd_t
 
 
