@@ -1,9 +1,11 @@
-"""How fast is ``kmbayes reconstruct`` on CLOCC? Budgets: 1 s and 10 s wall.
+"""How fast is ``kmbayes reconstruct``? Budgets: 1 s and 10 s wall.
 
 Runs, side by side in one process tree and on the same machine load:
 
-* the CLI, 1 replicate (budget 1 s wall, interpreter start included);
-* the CLI, ``--replicates 100`` (budget 10 s wall);
+* the CLI on CLOCC (summary engine), 1 replicate (budget 1 s wall,
+  interpreter start included) and ``--replicates 100`` (budget 10 s wall);
+* the same on a curve-mode trial (a vendored kmdata figure, both corners of
+  every step clicked with small error, at-risk table, landmarks, follow-up);
 * ``python -c "import numpy"`` (the floor any numpy CLI pays);
 * in-process: the summary engine vs a naive reconstruction (log-linear
   interpolation of S between the published points, uniform censoring), the
@@ -35,7 +37,45 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 TRIAL = ROOT / "data" / "raw" / "clocc_os.toml"
-KMBAYES = Path(sys.executable).with_name("kmbayes")
+KMBAYES = [sys.executable, "-m", "kmbayes"]  # honours PYTHONPATH (a worktree's src)
+FIGURE = ROOT / "tests" / "data" / "kmdata" / "OMEGA_3B.csv"
+
+
+def curve_trial(d: Path) -> Path:
+    """Write a curve-mode trial of ``FIGURE`` into ``d`` (corners read with small error)."""
+    from kmbayes.km import km, reverse_km_median
+
+    rows = np.genfromtxt(FIGURE, delimiter=",", names=True, dtype=None, encoding="utf-8")
+    rng = np.random.default_rng(0)
+    arms = sorted({str(a) for a in rows["arm"]})
+    ids = ["arm_" + "".join(c if c.isalnum() else "_" for c in a) for a in arms]
+    t_all, e_all = rows["time"].astype(float), rows["event"].astype(int)
+    tmax = float(t_all.max())
+    lines = ["[trial]", 'name = "speed"', 'time_unit = "months"', f'reference_arm = "{ids[0]}"', "",
+             "[followup]", f"median = {round(reverse_km_median(t_all, e_all), 1)}", ""]
+    for a, i in zip(arms, ids):
+        m = rows["arm"] == a
+        t, e = t_all[m], e_all[m]
+        f = km(t, e)
+        pts_t, pts_s, s = [0.0], [1.0], 1.0
+        for x, y in zip(f.time[f.d > 0], f.surv[f.d > 0]):
+            pts_t += [x, x]
+            pts_s += [s, y]
+            s = y
+        pts_t.append(float(t.max()))
+        pts_s.append(s)
+        ct = np.clip(np.array(pts_t) + rng.normal(0, 0.004 * tmax, len(pts_t)), 0, None)
+        cs = np.clip(np.array(pts_s) + rng.normal(0, 0.003, len(pts_s)), 0, 1)
+        ct[0], cs[0] = 0.0, 1.0
+        (d / f"curve_{i}.csv").write_text("time,survival\n" + "".join(f"{x:.4f},{y:.4f}\n" for x, y in zip(ct, cs)))
+        ar = ", ".join(f"{{ time = {x:g}, n = {int((t >= x).sum())} }}" for x in np.arange(0, 0.9 * tmax, tmax / 8))
+        lm = f.ci_at(0.5 * tmax)
+        lines += [f"[arms.{i}]", f"n = {len(t)}", f"events = {int(e.sum())}", f"at_risk = [ {ar} ]",
+                  f"survival = [ {{ time = {0.5 * tmax:g}, estimate = {lm[0]:.3f}, lower = {lm[1]:.3f}, "
+                  f"upper = {lm[2]:.3f} }} ]", f'curve = "curve_{i}.csv"', ""]
+    p = d / "curve_trial.toml"
+    p.write_text("\n".join(lines))
+    return p
 
 
 def wall(cmd: list[str], repeat: int) -> float:
@@ -90,9 +130,15 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as d:
         out = str(Path(d) / "x.csv")
         floor = wall([sys.executable, "-c", "import numpy"], a.repeat)
-        one = wall([str(KMBAYES), "reconstruct", str(TRIAL), "--out", out, "-q"], a.repeat)
+        one = wall([*KMBAYES, "reconstruct", str(TRIAL), "--out", out, "-q"], a.repeat)
         hundred = wall(
-            [str(KMBAYES), "reconstruct", str(TRIAL), "--out", out, "-q", "--replicates", "100"],
+            [*KMBAYES, "reconstruct", str(TRIAL), "--out", out, "-q", "--replicates", "100"],
+            max(1, a.repeat // 2),
+        )
+        ctrial = str(curve_trial(Path(d)))
+        c_one = wall([*KMBAYES, "reconstruct", ctrial, "--out", out, "-q"], a.repeat)
+        c_hundred = wall(
+            [*KMBAYES, "reconstruct", ctrial, "--out", out, "-q", "--replicates", "100"],
             max(1, a.repeat // 2),
         )
     eng, nai = in_process(a.repeat)
@@ -100,6 +146,8 @@ def main() -> int:
     print(f"{'python -c import numpy (floor)':44s} {floor:8.3f} {'':>7s} {'':>6s}")
     print(f"{'kmbayes reconstruct clocc (1 replicate)':44s} {one:8.3f} {1.0:7.1f} {one / 1.0:6.2f}")
     print(f"{'kmbayes reconstruct clocc --replicates 100':44s} {hundred:8.3f} {10.0:7.1f} {hundred / 10.0:6.2f}")
+    print(f"{'kmbayes reconstruct curve trial (1 replicate)':44s} {c_one:8.3f} {1.0:7.1f} {c_one / 1.0:6.2f}")
+    print(f"{'kmbayes reconstruct curve --replicates 100':44s} {c_hundred:8.3f} {10.0:7.1f} {c_hundred / 10.0:6.2f}")
     print(f"{'in-process: summary engine (1 replicate)':44s} {eng:8.3f}")
     print(f"{'in-process: naive log-linear interpolation':44s} {nai:8.4f}   engine/naive = {eng / nai:.0f}x")
     print(f"per extra replicate (CLI): {(hundred - one) / 99 * 1000:.1f} ms")

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kmbayes.errors import InputError
 from kmbayes.km import cox_two_group, km, reverse_km_median
 from kmbayes.reconstruct import reconstruct
 from kmbayes.reconstruct.check import HELD_OUT, check_rows, format_check, rows_to_csv
@@ -183,7 +184,7 @@ def test_check_table(clocc):
         if r.statistic in ("n", "events"):
             assert r.published == r.replicate1 == r.min == r.max
     csv = rows_to_csv(rows)
-    assert csv.splitlines()[0] == "section,arm,statistic,published,replicate1,min,max,note"
+    assert csv.splitlines()[0] == "section,arm,statistic,published,replicate1,min,max,note,tolerance,verdict"
     assert len(csv.splitlines()) == len(rows) + 1
     text = format_check(clocc, rows, engine="summary", replicates=2)
     assert HELD_OUT in text and text.index(HELD_OUT) > text.index("median follow-up")
@@ -206,9 +207,23 @@ events = 0
 """
 
 
-def test_only_counts(tmp_path):
+def test_only_counts_is_refused(tmp_path):
+    """n and events alone say nothing about when deaths happened: refused, not guessed."""
     p = tmp_path / "t.toml"
     p.write_text(BARE)
+    tr = load_trial(p)
+    with pytest.raises(InputError) as ex:
+        reconstruct(tr, replicates=2)
+    assert ex.value.field == "arms.a"  # arm b has no events: nothing to time
+    out = tmp_path / "o.csv"
+    r = run_cli("reconstruct", p, "--out", out)
+    assert r.returncode == 2 and "arms.a" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_only_counts_with_a_median_is_reconstructed(tmp_path):
+    p = tmp_path / "t.toml"
+    p.write_text(BARE.replace("events = 30", "events = 30\nmedian = 12.0"))
     tr = load_trial(p)
     rec = reconstruct(tr, replicates=2)
     for rep in rec.replicates:
@@ -247,10 +262,17 @@ def test_partial_fields_all_events_and_missing_bounds():
 
 @pytest.mark.parametrize("name", KMDATA_NAMES)
 def test_vendored_kmdata_figures(name):
-    """Published-style summaries of six real figures: statistics and HR come back."""
+    """Published-style summaries of six real figures: statistics and HR come back.
+
+    The HR check is on the scale the reconstruction itself states: the
+    replicates are calibrated (the original log HR is within 3 replicate SDs
+    of replicate 1 in all but a few per mille of trials), so a fixed
+    threshold is replaced by 3 SDs of 20 replicates, computed per figure.
+    """
     arms = kmdata_arms(name)
     tr = parse_trial(summary_doc(arms, name))
-    (rep,) = reconstruct_summary(tr, seed=1, replicates=1)
+    reps = reconstruct_summary(tr, seed=1, replicates=20)
+    rep = reps[0]
     for arm_id, arm in tr.arms.items():
         t, e = rep[arm_id]
         assert len(t) == arm.n and int(e.sum()) == arm.events
@@ -263,6 +285,18 @@ def test_vendored_kmdata_figures(name):
         if arm.median is not None:
             assert f.median() == pytest.approx(arm.median.estimate, rel=0.05, abs=0.3)
     ref = tr.reference_arm
-    err = abs(math.log(cox_hr(rep, ref) / cox_hr(arms, ref)))
-    # The scorer's median over 109 figures is ~0.015; these six are all below 0.15.
-    assert err < 0.15, err
+    truth = math.log(cox_hr(arms, ref))
+    lh = np.array([math.log(cox_hr(r, ref)) for r in reps])
+    err = abs(lh[0] - truth)
+    assert err < 3 * lh.std(ddof=1), (err, lh.std(ddof=1))
+
+
+def test_vendored_kmdata_figures_typical_error():
+    """Across the six figures the typical error is that of the scorer (median 0.014 on 109)."""
+    errs = []
+    for name in KMDATA_NAMES:
+        arms = kmdata_arms(name)
+        tr = parse_trial(summary_doc(arms, name))
+        (rep,) = reconstruct_summary(tr, seed=1, replicates=1)
+        errs.append(abs(math.log(cox_hr(rep, tr.reference_arm) / cox_hr(arms, tr.reference_arm))))
+    assert np.median(errs) < 0.03, errs

@@ -23,13 +23,14 @@ from .errors import FitFailedError, InputError, one_line
 
 EXIT_INPUT = 2
 EXIT_FIT_FAILED = 3
+EXIT_MISS = 4  # reconstruct --strict: a published number is missed
 
 
 def _cmd_reconstruct(args: argparse.Namespace) -> int:
     from .io import check_output_path, output_lock
     from .limits import LIMITS
     from .pipeline import announce_workload, check_seed, check_workload
-    from .reconstruct import check_path, run_reconstruct
+    from .reconstruct import ReconstructionMiss, check_path, run_reconstruct
     from .trial import load_trial
 
     if args.replicates < 1:
@@ -46,9 +47,16 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
     check_output_path(check_path(out), "--out", is_dir=False, protect=tuple(inputs))
     with output_lock(out.parent, "--out", sweep=(f".{out.name}.", f".{check_path(out).name}.")):
         announce_workload(rows)
-        text = run_reconstruct(
-            args.trial, out, seed=args.seed, replicates=args.replicates, engine=args.engine
-        )
+        try:
+            text = run_reconstruct(
+                args.trial, out, seed=args.seed, replicates=args.replicates, engine=args.engine,
+                strict=args.strict,
+            )
+        except ReconstructionMiss as ex:
+            if not args.quiet:
+                print(ex.args[1])
+            print(f"kmbayes: error: {one_line(ex.args[0])}", file=sys.stderr)
+            return EXIT_MISS
     if not args.quiet:
         print(text)
     return 0
@@ -115,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--engine", choices=["auto", "summary", "curve"], default="auto", help="force an engine"
     )
     r.add_argument("-q", "--quiet", action="store_true", help="do not print the check table")
+    r.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 4 when the reconstruction misses a published number (files are still written)",
+    )
     r.set_defaults(func=_cmd_reconstruct)
 
     f = sub.add_parser(

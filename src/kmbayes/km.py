@@ -88,16 +88,16 @@ class KM:
         s = np.where(i >= 0, self.surv[np.maximum(i, 0)], 1.0)
         return float(s) if np.ndim(s) == 0 else s
 
-    def ci(self, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
-        """Log-log (exponential Greenwood) bounds on the timeline."""
-        return loglog_ci(self.surv, self.gw, z)
+    def ci(self, z: float = Z95, kind: str = "log-log") -> tuple[np.ndarray, np.ndarray]:
+        """Greenwood bounds on the timeline (log-log by default; see :func:`survival_ci`)."""
+        return survival_ci(self.surv, self.gw, kind, z)
 
-    def ci_at(self, t: float, z: float = Z95) -> tuple[float, float, float]:
+    def ci_at(self, t: float, z: float = Z95, kind: str = "log-log") -> tuple[float, float, float]:
         """``(S(t), lower, upper)`` at one time, as lifelines reports a landmark."""
         i = int(self._index(t))
         if i < 0:
             return 1.0, 1.0, 1.0
-        lo, hi = loglog_ci(self.surv[i : i + 1], self.gw[i : i + 1], z)
+        lo, hi = survival_ci(self.surv[i : i + 1], self.gw[i : i + 1], kind, z)
         return float(self.surv[i]), float(lo[0]), float(hi[0])
 
     def quantile(self, q: float = 0.5) -> float:
@@ -108,9 +108,9 @@ class KM:
         """Median survival time (``inf`` if S stays above 0.5)."""
         return self.quantile(0.5)
 
-    def median_ci(self, z: float = Z95) -> tuple[float, float]:
+    def median_ci(self, z: float = Z95, kind: str = "log-log") -> tuple[float, float]:
         """Brookmeyer-Crowley CI: medians of the lower and upper CI curves."""
-        lo, hi = self.ci(z)
+        lo, hi = self.ci(z, kind)
         return first_below(self.time, lo, 0.5), first_below(self.time, hi, 0.5)
 
 
@@ -140,6 +140,53 @@ def loglog_ci(surv: np.ndarray, gw: np.ndarray, z: float = Z95) -> tuple[np.ndar
         upper = np.exp(-np.exp(lv + w))
     # nan where S = 1 (0 / 0); lifelines fills those with 1.
     return np.where(np.isnan(lower), 1.0, lower), np.where(np.isnan(upper), 1.0, upper)
+
+
+CI_KINDS = ("log-log", "log", "plain", "arcsine")
+
+
+def survival_ci(surv, gw, kind: str = "log-log", z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
+    """Pointwise Greenwood CI of ``S`` on one of four scales.
+
+    ``V = gw`` is the Greenwood sum, the variance of ``log S``; the interval
+    is symmetric on the scale of the transform:
+
+    * ``log-log`` ``log(-log S)`` (Kalbfleisch-Prentice; lifelines, R's
+      ``survfit(conf.type = "log-log")``, SAS default),
+    * ``log`` ``log S`` (R ``survival``'s default),
+    * ``plain`` ``S`` itself (Greenwood's linear interval, clipped to [0, 1]),
+    * ``arcsine`` ``asin(sqrt(S))`` (Borgan-Liestol).
+
+    Returns ``(lower, upper)``; both are 1 where S is 1.
+
+    References
+    ----------
+    Kalbfleisch JD, Prentice RL. The Statistical Analysis of Failure Time
+    Data. New York: Wiley; 1980.
+
+    Borgan O, Liestol K. A note on confidence intervals and bands for the
+    survival function based on transformations. Scand J Stat. 1990;17:35-41.
+    """
+    if kind == "log-log":
+        return loglog_ci(surv, gw, z)
+    surv = np.asarray(surv, dtype=float)
+    sd = np.sqrt(np.asarray(gw, dtype=float))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if kind == "log":
+            lower, upper = surv * np.exp(-z * sd), surv * np.exp(z * sd)
+        elif kind == "plain":
+            lower, upper = surv * (1 - z * sd), surv * (1 + z * sd)
+        elif kind == "arcsine":
+            a = np.arcsin(np.sqrt(np.clip(surv, 0.0, 1.0)))
+            h = 0.5 * z * sd * np.sqrt(surv / (1.0 - surv))
+            lower = np.sin(np.clip(a - h, 0.0, math.pi / 2)) ** 2
+            upper = np.sin(np.clip(a + h, 0.0, math.pi / 2)) ** 2
+        else:
+            raise ValueError(f"unknown CI type {kind!r} (one of {', '.join(CI_KINDS)})")
+    lower = np.where(np.isfinite(lower), np.clip(lower, 0.0, 1.0), 1.0)
+    upper = np.where(np.isfinite(upper), np.clip(upper, 0.0, 1.0), 1.0)
+    one = surv >= 1.0
+    return np.where(one, 1.0, lower), np.where(one, 1.0, upper)
 
 
 def km(time, event) -> KM:

@@ -15,6 +15,7 @@ Layout (times in ``trial.time_unit``)::
     citation = "..."                       # optional
     phase = "II"                           # optional: I, I/II, II, II/III, III or IV
     design = "randomized, open-label"      # optional: stated in the report as given
+    ci = "log-log"                         # optional: CI type of every arm (see below)
 
     [followup]                             # optional
     median = 116.4                         # reverse Kaplan-Meier, all arms
@@ -29,13 +30,41 @@ Layout (times in ``trial.time_unit``)::
     survival = [ { time = 36, estimate = 0.569, lower = 0.433, upper = 0.685 } ]
     at_risk = [ { time = 0, n = 60 }, { time = 12, n = 52 } ]   # optional
     curve = "curve.csv"                    # optional: digitized time,survival
+    ci = "log-log"                         # optional: this arm's CI type (overrides [trial])
 
     [reported]                             # optional; NEVER used to reconstruct
     hazard_ratio = { estimate = 0.58, lower = 0.38, upper = 0.88 }
     p_value = 0.01
 
-Survival CIs are read as 95% log-log (Kalbfleisch-Prentice) Greenwood
-intervals and median CIs as Brookmeyer-Crowley intervals built on them.
+Survival CIs are 95% Greenwood intervals on the scale named by ``ci``
+(per arm, else ``[trial]``, else ``"log-log"``):
+
+* ``"log-log"`` (default) symmetric in ``log(-log S)`` (Kalbfleisch-Prentice;
+  lifelines, SAS, Stata, R ``conf.type = "log-log"``);
+* ``"log"`` symmetric in ``log S`` (R ``survival``'s default);
+* ``"plain"`` symmetric in ``S`` (linear Greenwood interval);
+* ``"arcsine"`` symmetric in ``asin(sqrt(S))``.
+
+Median CIs are read as Brookmeyer-Crowley intervals built on the same
+pointwise intervals. A landmark whose published bounds are not symmetric on
+the declared scale (beyond what rounding of the three numbers explains) while
+another scale fits gives a warning naming it (a symmetric interval declared
+log-log, say): the reconstruction reads CIs as declared.
+
+Checks made before reconstructing (:func:`reconstruction_checks`), each an
+error naming the field unless said otherwise:
+
+* an arm with events must publish something that times them (landmark
+  survival, a median, an at-risk table or a curve): ``n`` and ``events``
+  alone would put every death at an arbitrary time;
+* numbers at risk cannot exceed the patients the published survival leaves
+  alive (``n * S`` at a strictly earlier landmark, ``n / 2`` past the
+  median);
+* no published time (landmark, median, at-risk time, curve) may lie beyond
+  ``followup.max``; reconstructed times never exceed it;
+* a curve cannot fall by less than ``events / n`` (each death lowers a
+  Kaplan-Meier curve by at least ``1 / n``): refused when it falls by less
+  than half that (a curve flat at 1 with many events), warned below that.
 
 References
 ----------
@@ -59,6 +88,7 @@ from .limits import LIMITS
 
 PHASES = ("I", "I/II", "II", "II/III", "III", "IV")
 ARM_ID = re.compile(r"[A-Za-z0-9_]{1,40}")  # used with fullmatch; ids name columns and files
+CI_KINDS = ("log-log", "log", "plain", "arcsine")
 # Rounded published values: a landmark estimate may sit this far on the "wrong"
 # side of 0.5 relative to the median before we call the two inconsistent.
 _ROUNDING = 0.006
@@ -104,6 +134,7 @@ class Arm:
     at_risk: tuple[AtRisk, ...] = ()
     curve: tuple[np.ndarray, np.ndarray] | None = field(default=None, compare=False)
     curve_path: str | None = None
+    ci: str = "log-log"
 
     @property
     def name(self) -> str:
@@ -131,6 +162,7 @@ class Trial:
     #: them only when given, never guesses them
     phase: str = ""
     design: str = ""
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def arm_ids(self) -> list[str]:
@@ -345,11 +377,19 @@ def read_curve(path: Path, fld: str) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(t_arr, 0, None), np.clip(s_arr, 0.0, 1.0)
 
 
-def _parse_arm(arm_id: str, v: Any, base: Path | None) -> Arm:
+def _ci_kind(v: Any, fld: str) -> str:
+    kind = _str(v, fld)
+    if kind not in CI_KINDS:
+        raise InputError(fld, f"unknown CI type {kind!r} (one of {', '.join(CI_KINDS)})")
+    return kind
+
+
+def _parse_arm(arm_id: str, v: Any, base: Path | None, ci: str = "log-log") -> Arm:
     fld = f"arms.{arm_id}"
     if not ARM_ID.fullmatch(arm_id):  # fullmatch: '$' would accept a trailing newline
         raise InputError(fld, "arm id must be 1-40 letters, digits or underscores")
     tbl = _table(v, fld)
+    ci = _ci_kind(tbl["ci"], f"{fld}.ci") if "ci" in tbl else ci
     n = _int(_require(tbl, "n", fld), f"{fld}.n", lo=LIMITS["arm_n_min"], hi=LIMITS["arm_n_max"])
     events = _int(_require(tbl, "events", fld), f"{fld}.events", lo=0, hi=LIMITS["arm_n_max"])
     if events > n:
@@ -387,6 +427,7 @@ def _parse_arm(arm_id: str, v: Any, base: Path | None) -> Arm:
         at_risk=at_risk,
         curve=curve,
         curve_path=curve_path,
+        ci=ci,
     )
 
 
@@ -408,7 +449,8 @@ def parse_trial(doc: dict, base: Path | None = None, path: Path | None = None) -
     arms_t = _table(_require(doc, "arms", ""), "arms")
     if len(arms_t) < 2:
         raise InputError("arms", f"need at least two arms, found {len(arms_t)}")
-    arms = {k: _parse_arm(k, v, base) for k, v in arms_t.items()}
+    ci = _ci_kind(trial_t["ci"], "trial.ci") if "ci" in trial_t else "log-log"
+    arms = {k: _parse_arm(k, v, base, ci) for k, v in arms_t.items()}
     if reference not in arms:
         raise InputError(
             "trial.reference_arm", f"{reference!r} is not an arm (arms: {', '.join(arms)})"
@@ -451,6 +493,7 @@ def parse_trial(doc: dict, base: Path | None = None, path: Path | None = None) -
         path=path,
         phase=phase,
         design=design,
+        warnings=tuple(w for a in arms.values() for w in ci_fit_warnings(a)),
     )
 
 
@@ -467,3 +510,149 @@ def load_trial(path: str | Path) -> Trial:
     path = Path(path)
     doc = read_toml(path, what="trial file", max_bytes=LIMITS["trial_bytes_max"])
     return parse_trial(doc, base=path.parent, path=path)
+
+
+# --------------------------------------------------------------------------- CI types
+
+
+def _ci_scale(kind: str):
+    """The transform a CI type is symmetric on, and its derivative."""
+    if kind == "log-log":
+        return (lambda s: np.log(-np.log(s))), (lambda s: 1.0 / (s * np.log(s)))
+    if kind == "log":
+        return np.log, (lambda s: 1.0 / s)
+    if kind == "plain":
+        return (lambda s: s), (lambda s: np.ones_like(s))
+    return (lambda s: np.arcsin(np.sqrt(s))), (lambda s: 0.5 / np.sqrt(s * (1.0 - s)))
+
+
+def _half_unit(*xs: float) -> float:
+    """Half a unit of the last decimal the numbers were printed with (>= 3 decimals)."""
+    dec = 3
+    for x in xs:
+        r = repr(float(x))
+        if "e" not in r and "." in r:
+            dec = max(dec, len(r.split(".")[1].rstrip("0")))
+    return 0.5 * 10.0 ** -min(dec, 6)
+
+
+def ci_misfit(lm: Landmark, kind: str) -> float | None:
+    """How far a landmark's CI is from symmetric on ``kind``'s scale, in rounding units.
+
+    ``|g(upper) - g(S)| - |g(S) - g(lower)|`` divided by the most that
+    rounding the three published numbers can change it (``r * (|g'(lo)| +
+    2 |g'(S)| + |g'(hi)|)``, ``r`` half a unit of the last decimal). Values
+    up to 1 are consistent with the type. ``None`` when a bound is missing
+    or at 0 or 1 (clipped intervals say nothing about their scale).
+    """
+    lo, s, hi = lm.lower, lm.estimate, lm.upper
+    if lo is None or hi is None or not (0.0 < lo < s < hi < 1.0):
+        return None
+    g, dg = _ci_scale(kind)
+    x = np.array([lo, s, hi])
+    gx, d = g(x), np.abs(dg(x))
+    asym = abs(abs(gx[2] - gx[1]) - abs(gx[1] - gx[0]))
+    r = _half_unit(lo, s, hi)
+    return float(asym / (r * (d[0] + 2 * d[1] + d[2])))
+
+
+def ci_fit_warnings(arm: Arm) -> list[str]:
+    """Warnings for landmarks whose CI fits another type better than the declared one."""
+    out = []
+    for i, lm in enumerate(arm.survival):
+        own = ci_misfit(lm, arm.ci)
+        if own is None or own <= 1.0:
+            continue
+        fits = {k: ci_misfit(lm, k) for k in CI_KINDS if k != arm.ci}
+        best = min(fits, key=lambda k: fits[k])
+        if fits[best] <= 1.0:
+            out.append(
+                f"arms.{arm.id}.survival[{i}]: CI {lm.lower:g}-{lm.upper:g} around {lm.estimate:g} "
+                f"is not a {arm.ci} interval (asymmetry {own:.1f} x rounding) but fits {best}; "
+                f'set ci = "{best}" if that is how it was computed'
+            )
+    return out
+
+
+# --------------------------------------------------------------------------- reconstruction checks
+
+
+def reconstruction_checks(trial: Trial) -> list[str]:
+    """Refuse (or warn about) a trial no reconstruction can honour.
+
+    See the module docstring for the list. Returns warnings (strings naming
+    the field); raises :class:`~kmbayes.errors.InputError` for a refusal.
+    """
+    warns: list[str] = []
+    fu_max = trial.followup_max
+    for arm in trial.arms.values():
+        fld = f"arms.{arm.id}"
+        if arm.events > 0 and not (arm.survival or arm.median or arm.at_risk or arm.curve is not None):
+            raise InputError(
+                fld,
+                "only n and events are given: add landmark survival, a median, an at-risk "
+                "table or a curve (nothing says when the deaths happened)",
+            )
+        # Patients at risk at t are alive just before t: Y(t) <= n S(t-) for
+        # a Kaplan-Meier curve (each step multiplies S by 1 - d / Y while Y
+        # falls by at least d), so at most n S at any strictly earlier landmark
+        # (deaths at t itself are still at risk at t).
+        for j, ar in enumerate(arm.at_risk):
+            for lm in arm.survival:
+                if 0 < lm.time < ar.time:
+                    cap = arm.n * (lm.estimate + _half_unit(lm.estimate)) + 1
+                    if ar.n > cap:
+                        raise InputError(
+                            f"{fld}.at_risk[{j}].n",
+                            f"{ar.n} at risk at {ar.time:g} but S({lm.time:g}) = {lm.estimate:g} "
+                            f"leaves at most {math.floor(cap)} of n = {arm.n} alive",
+                        )
+            if arm.median is not None:
+                # A printed median may be up to half a unit of its last decimal early.
+                r = repr(arm.median.estimate)
+                dec = len(r.split(".")[1].rstrip("0")) if "." in r and "e" not in r else 0
+                q = arm.median.estimate + 0.5 * 10.0**-dec
+                if ar.time > q + 1e-9 and ar.n > 0.5 * arm.n + 1:
+                    raise InputError(
+                        f"{fld}.at_risk[{j}].n",
+                        f"{ar.n} at risk at {ar.time:g}, past the median {arm.median.estimate:g}, "
+                        f"exceeds half of n = {arm.n}",
+                    )
+        if fu_max is not None:
+            times = [(f"{fld}.survival[{i}].time", lm.time) for i, lm in enumerate(arm.survival)]
+            times += [(f"{fld}.at_risk[{i}].time", a.time) for i, a in enumerate(arm.at_risk)]
+            if arm.median is not None:
+                times += [(f"{fld}.median", arm.median.estimate)]
+            if arm.curve is not None:
+                times += [(f"{fld}.curve", float(np.max(arm.curve[0])))]
+            for f, t in times:
+                if t > fu_max * (1 + 1e-9):
+                    raise InputError(
+                        f, f"time {t:g} lies beyond followup.max = {fu_max:g} (no one was followed that long)"
+                    )
+        if arm.curve is not None and arm.events > 0:
+            # Each death lowers a KM curve by S / Y >= 1 / n.
+            fall = 1.0 - float(np.min(arm.curve[1]))
+            need = arm.events / arm.n
+            if fall < 0.5 * need - 0.02:
+                raise InputError(
+                    f"{fld}.curve",
+                    f"falls by only {fall:.3f} but {arm.events} events among n = {arm.n} "
+                    f"need a fall of at least {need:.3f}",
+                )
+            if fall < need - 0.02:
+                warns.append(
+                    f"{fld}.curve: falls by only {fall:.3f} but {arm.events} events among "
+                    f"n = {arm.n} need at least {need:.3f} (curve cut short?)"
+                )
+        for j, ar in enumerate(arm.at_risk):
+            if arm.curve is not None and ar.time > 0:
+                ct, cs = arm.curve
+                before = cs[ct < ar.time]
+                s_prev = float(np.min(before)) if before.size else 1.0
+                if ar.n > arm.n * (s_prev + 0.03) + 1:
+                    warns.append(
+                        f"{fld}.at_risk[{j}].n: {ar.n} at risk at {ar.time:g} but the curve "
+                        f"is at {s_prev:.3f} before it (at most {arm.n * s_prev:.0f} alive)"
+                    )
+    return warns

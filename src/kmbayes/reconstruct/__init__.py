@@ -11,20 +11,30 @@ Both return a list of replicates; replicate 1 is the engine's best
 reconstruction and the others are plausible alternatives that vary where the
 published numbers leave freedom.
 
+Before reconstructing, :func:`kmbayes.trial.reconstruction_checks` refuses
+trials no reconstruction can honour (``InputError`` naming the field) and
+warns about doubtful ones; after, no time exceeds ``followup.max`` and the
+check table (:mod:`~kmbayes.reconstruct.check`) gives every published number
+a tolerance and a verdict. A miss is a warning naming the number, and an
+error (:class:`ReconstructionMiss`, raised after the files are written) under
+``strict``.
+
 This package must stay free of PyMC, ArviZ, lifelines and pandas imports: it
 is the fast path of the CLI.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
 from ..io import write_many_atomic
-from ..trial import Trial, load_trial
+from ..trial import Trial, load_trial, reconstruction_checks
 
 ArmData = tuple[np.ndarray, np.ndarray]  # (time, event) for one arm
 Replicate = dict[str, ArmData]  # arm id -> (time, event)
@@ -38,6 +48,7 @@ class Reconstruction:
     engine: str
     replicates: list[Replicate]
     seed: int
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def csv_text(self, with_replicate: bool) -> str:
         """The IPD as CSV text, deterministic to the byte."""
@@ -86,6 +97,7 @@ def reconstruct(trial: Trial, *, seed: int = 20170, replicates: int = 1, engine:
     -------
     Reconstruction
     """
+    warns = list(trial.warnings) + reconstruction_checks(trial)
     engine = choose_engine(trial, engine)
     if engine == "curve":
         from .curve import reconstruct_curve as fn
@@ -97,7 +109,11 @@ def reconstruct(trial: Trial, *, seed: int = 20170, replicates: int = 1, engine:
             t, e = rep[arm_id]
             if len(t) != arm.n or len(e) != arm.n:  # engines must honour n exactly
                 raise RuntimeError(f"engine {engine} returned {len(t)} rows for {arm_id} (n={arm.n}) in replicate {k + 1}")
-    return Reconstruction(trial=trial, engine=engine, replicates=reps, seed=seed)
+            if trial.followup_max is not None and len(t) and float(np.max(t)) > trial.followup_max:
+                # No one was followed longer than the stated maximum: whoever
+                # the engine carried past it is censored (or dies) at it.
+                rep[arm_id] = (np.minimum(np.asarray(t, dtype=float), trial.followup_max), e)
+    return Reconstruction(trial=trial, engine=engine, replicates=reps, seed=seed, warnings=tuple(warns))
 
 
 def check_path(out: Path) -> Path:
@@ -106,8 +122,21 @@ def check_path(out: Path) -> Path:
     return out.with_name(out.stem + ".check.csv")
 
 
-def run_reconstruct(trial_path: Path, out: Path, *, seed: int = 20170, replicates: int = 1, engine: str = "auto") -> str:
+class ReconstructionMiss(RuntimeError):
+    """Under ``strict``: the reconstruction misses published numbers (files are written)."""
+
+
+def _stderr(msg: str) -> None:
+    print(f"kmbayes: warning: {msg}", file=sys.stderr)
+
+
+def run_reconstruct(trial_path: Path, out: Path, *, seed: int = 20170, replicates: int = 1, engine: str = "auto",
+                    strict: bool = False, warn: Callable[[str], None] = _stderr) -> str:
     """CLI body: load, reconstruct, write CSV and check table atomically.
+
+    Input warnings and every missed published number go to ``warn`` (one
+    line each). With ``strict``, a miss raises :class:`ReconstructionMiss`
+    after the files are written (they show what was missed).
 
     Returns the printed check table.
     """
@@ -124,4 +153,18 @@ def run_reconstruct(trial_path: Path, out: Path, *, seed: int = 20170, replicate
             check_path(out): rows_to_csv(rows),
         }
     )
-    return format_check(trial, rows, engine=rec.engine, replicates=replicates)
+    from .check import misses
+
+    for w in rec.warnings:
+        warn(w)
+    missed = misses(rows)
+    for r in missed:
+        warn(r.warning())
+    text = format_check(trial, rows, engine=rec.engine, replicates=replicates)
+    if strict and missed:
+        raise ReconstructionMiss(
+            f"{len(missed)} published number{'s' if len(missed) > 1 else ''} missed "
+            f"(first: {missed[0].warning()}); see {check_path(out).name}",
+            text,
+        )
+    return text

@@ -9,6 +9,34 @@ used to reconstruct.
 
 Recomputation uses :mod:`kmbayes.km` (the lifelines conventions), so the table
 shows what a reader running standard KM and Cox code on the CSV would get.
+Survival CIs are recomputed on each arm's declared scale (``ci``).
+
+Verdicts
+--------
+Every published row carries a tolerance and a verdict on replicate 1
+(``ok`` or ``MISS``). A tolerance is what the publication's rounding and the
+discreteness of a Kaplan-Meier curve from ``n`` patients allow, computed per
+row:
+
+* ``n``, ``events``: 0 (the engines honour them exactly);
+* ``S(t)``: half a unit of the published last decimal plus half of one
+  death's drop of the reconstructed curve at ``t`` (``S(t) / Y(t+)``), the
+  closest a step function can be sure to come; CI bounds: the same with a
+  whole drop (a death moves both the estimate and its Greenwood variance);
+* median and median-CI bounds: half a unit of the published decimal plus
+  the larger spacing of the reconstructed curve's jumps on either side (a
+  discrete curve crosses 0.5 only at a death);
+* numbers at risk: 0 with a curve (the curve engine makes them exact),
+  else 2% (at least 1): the summary engine fits them as approximate;
+* median follow-up: half a unit plus the spacing of the pooled censorings
+  around it (the reverse Kaplan-Meier moves only at a censoring);
+* for an arm reconstructed from a digitized curve, survival rows also allow
+  two reading errors of the curve and median rows two reading errors of its
+  time axis (:func:`~kmbayes.reconstruct.replicates.reading_error`,
+  estimated from the points): within that, the figure and the printed
+  number agree and the reconstruction cannot honour one without the other.
+
+Held-out rows have no verdict.
 
 References
 ----------
@@ -28,7 +56,8 @@ from ..km import cox_two_group, km, logrank, reverse_km_median
 from ..trial import Trial
 
 HELD_OUT = "held out (never used to reconstruct)"
-COLUMNS = ("section", "arm", "statistic", "published", "replicate1", "min", "max", "note")
+COLUMNS = ("section", "arm", "statistic", "published", "replicate1", "min", "max", "note", "tolerance", "verdict")
+OK, MISS = "ok", "MISS"
 
 
 @dataclass(frozen=True)
@@ -43,6 +72,77 @@ class CheckRow:
     min: float
     max: float
     note: str = ""
+    tolerance: float | None = None
+    verdict: str = ""
+
+    @property
+    def missed(self) -> bool:
+        return self.verdict == MISS
+
+    def warning(self) -> str:
+        """One line naming the missed number (for stderr)."""
+        return (
+            f"arms.{self.arm} {self.statistic}: reconstructed {_num(self.replicate1, self.statistic)}, "
+            f"published {_num(self.published, self.statistic)} (tolerance {_num(self.tolerance, 'tol')})"
+            if self.section == "arm"
+            else f"{self.statistic}: reconstructed {_num(self.replicate1, self.statistic)}, published "
+            f"{_num(self.published, self.statistic)} (tolerance {_num(self.tolerance, 'tol')})"
+        )
+
+
+def _half_unit(x: float, min_dec: int = 0) -> float:
+    """Half a unit of the last decimal ``x`` was printed with (at least ``min_dec``)."""
+    r = repr(float(x))
+    dec = min_dec
+    if "e" not in r and "." in r:
+        dec = max(dec, len(r.split(".")[1].rstrip("0")))
+    return 0.5 * 10.0 ** -min(dec, 6)
+
+
+def _jump_spacing(times: np.ndarray, q: float) -> float:
+    """Larger gap between ``q`` and the nearest jump times on either side."""
+    if not math.isfinite(q) or times.size == 0:
+        return 0.0
+    before = times[times <= q]
+    after = times[times > q]
+    gaps = [q - before.max() if before.size else 0.0, after.min() - q if after.size else 0.0]
+    return float(max(gaps))
+
+
+def _arm_tolerances(trial: Trial, rep) -> dict[tuple[str, str], float]:
+    """Per published arm statistic, the tolerance of its verdict (see module docstring)."""
+    from .replicates import reading_error
+
+    out: dict[tuple[str, str], float] = {}
+    for arm_id, arm in trial.arms.items():
+        t, e = (np.asarray(x) for x in rep[arm_id])
+        f = km(t, e)
+        # A curve-mode reconstruction follows the digitized curve: where it and
+        # the printed numbers disagree by up to two reading errors, both are right.
+        read_s, read_t = reading_error(*arm.curve) if arm.curve is not None else (0.0, 0.0)
+        out[(arm_id, "n")] = 0.0
+        out[(arm_id, "events")] = 0.0
+        for lm in arm.survival:
+            s = f.survival(lm.time)
+            y_after = max(int(np.sum(t > lm.time)), 1)
+            step = float(s) / y_after
+            key = f"S({lm.time:g})"
+            out[(arm_id, key)] = _half_unit(lm.estimate, 3) + 0.5 * step + 2 * read_s
+            for b, v in (("lower", lm.lower), ("upper", lm.upper)):
+                if v is not None:
+                    out[(arm_id, f"{key} {b}")] = _half_unit(v, 3) + step + 2 * read_s
+        if arm.median is not None:
+            jumps = f.time[f.d > 0]
+            lo, hi = f.median_ci(kind=arm.ci)
+            for key, v, rec in (("median", arm.median.estimate, f.median()),
+                                ("median lower", arm.median.lower, lo),
+                                ("median upper", arm.median.upper, hi)):
+                if v is not None:
+                    # The CI curves jump where the estimate does.
+                    out[(arm_id, key)] = _half_unit(v) + _jump_spacing(jumps, rec) + 2 * read_t
+        for ar in arm.at_risk:
+            out[(arm_id, f"at risk({ar.time:g})")] = 0.0 if trial.has_curves else max(1.0, math.ceil(0.02 * ar.n))
+    return out
 
 
 def _arm_stats(trial: Trial, rep) -> dict[tuple[str, str], float]:
@@ -53,12 +153,12 @@ def _arm_stats(trial: Trial, rep) -> dict[tuple[str, str], float]:
         out[(arm_id, "n")] = float(len(t))
         out[(arm_id, "events")] = float(np.sum(e))
         for lm in arm.survival:
-            s, lo, hi = f.ci_at(lm.time)
+            s, lo, hi = f.ci_at(lm.time, kind=arm.ci)
             out[(arm_id, f"S({lm.time:g})")] = s
             out[(arm_id, f"S({lm.time:g}) lower")] = lo
             out[(arm_id, f"S({lm.time:g}) upper")] = hi
         if arm.median is not None:
-            lo, hi = f.median_ci()
+            lo, hi = f.median_ci(kind=arm.ci)
             out[(arm_id, "median")] = f.median()
             out[(arm_id, "median lower")] = lo
             out[(arm_id, "median upper")] = hi
@@ -104,6 +204,7 @@ def check_rows(trial: Trial, replicates) -> list[CheckRow]:
     """
     arm_vals = [_arm_stats(trial, r) for r in replicates]
     eff_vals = [_effect_stats(trial, r) for r in replicates]
+    tols = _arm_tolerances(trial, replicates[0])
 
     def rng(vals, key):
         xs = [v[key] for v in vals]
@@ -129,12 +230,15 @@ def check_rows(trial: Trial, replicates) -> list[CheckRow]:
             pub.append((f"at risk({ar.time:g})", ar.n))
         for stat, value in pub:
             r1, lo, hi = rng(arm_vals, (arm_id, stat))
-            rows.append(
-                CheckRow("arm", arm_id, stat, None if value is None else float(value), r1, lo, hi)
-            )
+            pv = None if value is None else float(value)
+            tol = tols.get((arm_id, stat))
+            rows.append(CheckRow("arm", arm_id, stat, pv, r1, lo, hi, "", tol, _verdict(pv, r1, tol)))
     if trial.followup_median is not None:
         r1, lo, hi = rng(eff_vals, "median follow-up")
-        rows.append(CheckRow("followup", "all", "median follow-up", trial.followup_median, r1, lo, hi, "reverse KM"))
+        t, e, _ = _pooled(trial, replicates[0])
+        tol = _half_unit(trial.followup_median) + _jump_spacing(np.unique(t[e == 0]), r1)
+        rows.append(CheckRow("followup", "all", "median follow-up", trial.followup_median, r1, lo, hi,
+                             "reverse KM", tol, _verdict(trial.followup_median, r1, tol)))
     hr = trial.reported_hr
     label = f"{trial.treatment_arm} vs {trial.reference_arm}"
     for stat, value in (
@@ -148,6 +252,20 @@ def check_rows(trial: Trial, replicates) -> list[CheckRow]:
     return rows
 
 
+def _verdict(published: float | None, rec: float, tol: float | None) -> str:
+    if published is None or tol is None:
+        return ""
+    if not math.isfinite(rec):
+        return MISS
+    # A hair of slack for binary floating point (0.1 + 0.05 is not 0.15).
+    return OK if abs(rec - published) <= tol + 1e-9 * max(1.0, abs(published)) else MISS
+
+
+def misses(rows: list[CheckRow]) -> list[CheckRow]:
+    """The rows whose published number the reconstruction misses."""
+    return [r for r in rows if r.missed]
+
+
 def _num(x: float | None, stat: str = "") -> str:
     if x is None:
         return ""
@@ -155,6 +273,8 @@ def _num(x: float | None, stat: str = "") -> str:
         return "inf" if x > 0 else "nan"
     if stat in ("n", "events") or stat.startswith("at risk"):
         return f"{x:.0f}"
+    if stat == "tol":
+        return f"{x:.4g}"
     return f"{x:.6g}" if stat == "log-rank p" else f"{x:.4f}".rstrip("0").rstrip(".")
 
 
@@ -174,6 +294,8 @@ def rows_to_csv(rows: list[CheckRow]) -> str:
                     _num(r.min, r.statistic),
                     _num(r.max, r.statistic),
                     note,
+                    _num(r.tolerance, "tol"),
+                    r.verdict,
                 ]
             )
         )
@@ -184,7 +306,8 @@ def format_check(trial: Trial, rows: list[CheckRow], engine: str, replicates: in
     """Human-readable table (what ``kmbayes reconstruct`` prints)."""
     head = f"{trial.name}: {engine} engine, {replicates} replicate{'s' if replicates != 1 else ''}"
     multi = replicates > 1
-    cols = ["arm", "statistic", "published", "reconstructed"] + (["min-max (replicates)"] if multi else [])
+    cols = ["arm", "statistic", "published", "reconstructed", "tolerance", "verdict"] + (
+        ["min-max (replicates)"] if multi else [])
     body = []
     held = False
     for r in rows:
@@ -192,7 +315,8 @@ def format_check(trial: Trial, rows: list[CheckRow], engine: str, replicates: in
             body.append(None)
             held = True
         rng_txt = f"{_num(r.min, r.statistic)}-{_num(r.max, r.statistic)}"
-        line = [r.arm, r.statistic, _num(r.published, r.statistic) or "-", _num(r.replicate1, r.statistic)]
+        line = [r.arm, r.statistic, _num(r.published, r.statistic) or "-", _num(r.replicate1, r.statistic),
+                _num(r.tolerance, "tol"), r.verdict]
         if multi:
             line.append(rng_txt)
         body.append(line)

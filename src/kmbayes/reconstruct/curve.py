@@ -57,9 +57,12 @@ reconstructed risk set), with these changes:
   rounding threshold shared by all intervals is tuned; anything left is fixed
   by flipping the latest records' status (times unchanged, so the numbers at
   risk stay exact). Guyot et al. only use the total in the last interval.
-* **Replicates** 2..K randomise the rounding of event counts, the place of each
-  event between its neighbouring clicks and the place of censorings inside their
-  interval, keeping n, events and the at-risk numbers exact.
+* **Replicates** 2..K re-read the digitized points with their own reading
+  error (:func:`~kmbayes.reconstruct.replicates.reread_curve`, scale chosen
+  by cross-validation), then randomise the rounding of event counts, the
+  place of each event between its neighbouring clicks and the place of
+  censorings inside their interval, keeping n, events and the at-risk
+  numbers exact.
 
 References
 ----------
@@ -80,6 +83,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..trial import Trial
+from . import replicates as _reps
+from .curve_layout import _pava_nonincreasing, clean_curve, corner_pairs, is_trace
+from .replicates import reread_curve
 
 __all__ = ["clean_curve", "corner_pairs", "reconstruct_arm", "reconstruct_curve"]
 
@@ -89,9 +95,6 @@ __all__ = ["clean_curve", "corner_pairs", "reconstruct_arm", "reconstruct_curve"
 _THETA_LO, _THETA_HI = 0.2, 0.8
 # Spread of the per-step rounding threshold in replicates 2..K.
 _THETA_JITTER = 0.25
-# Two clicks this close (fraction of the time axis) across a drop are read as
-# the top and bottom corner of the same step.
-_CORNER_GAP = 0.02
 # Range of the censoring shape in the tail after the at-risk table.
 _TAIL_GAMMA = (0.05, 20.0)
 # Range of the tail's censoring spread when the follow-up chooses it: down
@@ -108,211 +111,6 @@ _SIGMA = 0.005
 _TIME_ERROR = 0.003
 _WINDOW = 0.01
 _TIME_WEIGHT = 1.0
-
-
-# --------------------------------------------------------------------------- cleaning
-
-
-def _pava_nonincreasing(y: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
-    """Weighted least-squares non-increasing fit (pool adjacent violators)."""
-    y = np.asarray(y, dtype=float)
-    n = len(y)
-    w = np.ones(n) if w is None else np.asarray(w, dtype=float)
-    vals: list[float] = []
-    wts: list[float] = []
-    lens: list[int] = []
-    for i in range(n):
-        vals.append(y[i])
-        wts.append(w[i])
-        lens.append(1)
-        # A later value above an earlier one violates monotonicity: pool them.
-        while len(vals) > 1 and vals[-1] > vals[-2]:
-            v2, w2, l2 = vals.pop(), wts.pop(), lens.pop()
-            v1, w1, l1 = vals[-1], wts[-1], lens[-1]
-            wt = w1 + w2
-            vals[-1] = (v1 * w1 + v2 * w2) / wt
-            wts[-1] = wt
-            lens[-1] = l1 + l2
-    return np.repeat(np.asarray(vals), np.asarray(lens, dtype=int))
-
-
-def _is_path_order(t: np.ndarray, s: np.ndarray) -> bool:
-    """Whether clicks come in order along the curve (up to reading error).
-
-    True when points sit close to their place in the time-sorted order and in
-    the survival-sorted order; a shuffled or otherwise sorted file is False.
-    """
-    m = len(t)
-    if m < 4:
-        return False
-    pos = np.arange(m)
-    rank_t = np.empty(m, dtype=int)
-    rank_t[np.lexsort((-s, t))] = pos
-    rank_s = np.empty(m, dtype=int)
-    rank_s[np.lexsort((t, -s))] = pos
-    # Either coordinate may be the noisy one: crowded steps shuffle times,
-    # tiny drops shuffle levels; a file in path order keeps at least one.
-    disp = min(np.median(np.abs(rank_t - pos)), np.median(np.abs(rank_s - pos)))
-    return float(disp) <= max(3.0, 0.02 * m)
-
-
-def clean_curve(time: np.ndarray, survival: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """Turn raw clicks into a monotone step curve.
-
-    Parameters
-    ----------
-    time, survival : array_like
-        Digitized points in any order; survival as a fraction or in percent.
-
-    Returns
-    -------
-    t, s : numpy.ndarray
-        Times where the cleaned curve reaches a new, lower level and that
-        level, starting with ``(0, 1)``; strictly increasing in ``t`` (ties
-        merged) and strictly decreasing in ``s``.
-    t_end : float
-        Last clicked time: where the curve (and follow-up) ends.
-    """
-    t = np.asarray(time, dtype=float).ravel()
-    s = np.asarray(survival, dtype=float).ravel()
-    ok = np.isfinite(t) & np.isfinite(s)
-    t, s = t[ok], s[ok]
-    if len(s) and s.max() > 1.5:  # percent
-        s = s / 100.0
-    t = np.clip(t, 0.0, None)
-    s = np.clip(s, 0.0, 1.0)
-    t_end = float(t.max()) if len(t) else 0.0
-    # The curve starts at 1 by definition: anchor it so reading error at the
-    # top cannot become events at time 0.
-    t = np.concatenate([[0.0], t])
-    s = np.concatenate([[1.0], s])
-    if _is_path_order(t, s):
-        # Clicks taken along the curve: their order separates the two corners
-        # of a step better than noisy times do. Force both coordinates
-        # monotone along that path.
-        t = -_pava_nonincreasing(-t)
-        s = _pava_nonincreasing(s)
-        order = np.lexsort((-s, t))
-        t, s = t[order], s[order]
-    else:
-        order = np.lexsort((-s, t))
-        t, s = t[order], s[order]
-        s = _pava_nonincreasing(s)
-    # Only the first click of each level carries information (the drop).
-    new_level = np.r_[True, s[1:] < s[:-1] - 1e-12]
-    # A drop lies between the last click on the old level and the first on
-    # the new one. When the two are close they are the two corners of one
-    # vertical edge, read with independent error: their mean is the better
-    # time. Far apart, the drop is where the new level was clicked.
-    prev_t = np.r_[t[0], t[:-1]]
-    close = (t - prev_t) <= _CORNER_GAP * max(t_end, 1e-12)
-    t = np.where(new_level & close, 0.5 * (t + prev_t), t)
-    t, s = t[new_level], s[new_level]
-    # Within a tied time keep the lowest level (the bottom of a vertical drop).
-    last_of_time = np.r_[t[1:] != t[:-1], True]
-    t, s = t[last_of_time], s[last_of_time]
-    if s[0] < 1.0:  # a drop at time 0: keep the anchor at 1 just before it
-        t = np.concatenate([[0.0], t])
-        s = np.concatenate([[1.0], s])
-    return t, s, t_end
-
-
-def corner_pairs(time: np.ndarray, survival: np.ndarray):
-    """Read clicks taken as the two corners of every step, when they are.
-
-    A careful digitization of a Kaplan-Meier figure clicks ``(0, 1)``, then
-    the top and the bottom corner of every vertical edge in turn, then the
-    end of the curve. Each pair is then known to be a drop (at least one
-    event), however small and however noisy its reading: steps of one event
-    in a trial of 2,000 patients are far below reading error, and reading
-    the levels alone loses them.
-
-    The layout is recognised, not assumed: clicks in path order, of the form
-    anchor + pairs + end, whose within-pair survival changes add up to the
-    whole fall of the curve while the between-pair changes add up to no
-    more than reading error (a sum of ``m`` noise terms, so within
-    ``4 sqrt(m)`` of their own spread).
-
-    Returns
-    -------
-    (t, s, min_d, t_end, w, (spread, time_sd)) or None
-        Step times (mean of the two corner times, sorted along the path),
-        levels after each step (the readings of a level averaged, not yet
-        made monotone), the minimum number of events at each step (steps
-        whose times coincide are merged), the end of the curve, the number
-        of readings behind each level, the SD of a drop reading (from the
-        between-pair changes) and of a step time (from the within-pair time
-        differences); ``None`` when the clicks are not laid out as corner
-        pairs.
-    """
-    t = np.asarray(time, dtype=float).ravel()
-    s = np.asarray(survival, dtype=float).ravel()
-    if len(t) < 6 or not (np.all(np.isfinite(t)) and np.all(np.isfinite(s))):
-        return None
-    if s.max() > 1.5:  # percent
-        s = s / 100.0
-    t = np.clip(t, 0.0, None)
-    s = np.clip(s, 0.0, 1.0)
-    t_end = float(t.max())
-    if t_end <= 0 or not _is_path_order(t, s):
-        return None
-    # Drop a leading anchor at (0, 1) and a trailing end-of-curve click.
-    a = 1 if (t[0] <= 1e-9 and s[0] >= 1.0 - 1e-9) else 0
-    body_t, body_s = t[a:], s[a:]
-    if len(body_t) % 2 == 1:
-        body_t, body_s = body_t[:-1], body_s[:-1]
-    m = len(body_t) // 2
-    if m < 2:
-        return None
-    top_t, bot_t = body_t[0::2], body_t[1::2]
-    top_s, bot_s = body_s[0::2], body_s[1::2]
-    within = top_s - bot_s  # the drops
-    between = bot_s[:-1] - top_s[1:]  # reading error only, if pairs are right
-    spread = float(np.std(np.r_[between, -between])) if len(between) > 1 else 0.0
-    fall = float(top_s[0] - bot_s[-1])
-    if fall <= 0:
-        return None
-    # Within a pair the two times read the same instant; between pairs they
-    # follow the curve. Where steps are far apart that settles it; where
-    # they crowd (or are tiny), the levels must: the drops should hold the
-    # whole fall and the between-pair changes only reading error.
-    by_time = np.median(np.abs(bot_t - top_t)) < 0.5 * np.median(top_t[1:] - bot_t[:-1])
-    noise = 4.0 * spread * math.sqrt(max(len(between), 1))
-    by_level = (within.sum() >= max(fall - noise, 0.5 * fall)
-                and abs(between.sum()) <= max(noise, 0.1 * fall))
-    if not (by_time or by_level):
-        return None
-    if np.median(np.abs(bot_t - top_t)) > np.median(np.diff(0.5 * (top_t + bot_t))) + 0.01 * t_end:
-        return None
-    # Steps come in path order, so the k-th step is at the k-th earliest
-    # time. Sorting keeps crowded steps apart; pooling them (isotonic
-    # regression) would stack many steps on one time.
-    tau = np.sort(0.5 * (top_t + bot_t))
-    # Level k (after step k) is read at the bottom of step k and at the top
-    # of step k + 1 (and at the end click for the last level).
-    lev_sum = bot_s.copy()
-    lev_n = np.ones(m)
-    lev_sum[:-1] += top_s[1:]
-    lev_n[:-1] += 1
-    if a + 2 * m < len(t):
-        lev_sum[-1] += s[-1]
-        lev_n[-1] += 1
-    lev = np.minimum(lev_sum / lev_n, 1.0)
-    md = np.ones(m, dtype=int)
-    # Steps at one time are one step of the curve: merge them.
-    keep = np.r_[tau[1:] > tau[:-1] + 1e-12, True]
-    grp = np.cumsum(np.r_[0, keep[:-1]])
-    md = np.bincount(grp, weights=md).astype(int)
-    # Merged steps: the last level, with the weight of all its readings.
-    lev_w = np.bincount(grp, weights=lev_n)
-    lev = lev[keep]
-    tau = tau[keep]
-    if tau[0] <= 0:
-        tau = np.maximum(tau, 1e-9 * t_end)
-    # SD of a step's time (mean of two corners, each read with the error
-    # that separates them).
-    time_sd = float(np.std(bot_t - top_t)) / 2.0
-    return np.r_[0.0, tau], np.r_[1.0, lev], np.r_[0, md], t_end, np.r_[1e6, lev_w], (spread, time_sd)
 
 
 def _risk_upper(t, at_risk, n) -> np.ndarray:
@@ -913,6 +711,8 @@ def reconstruct_curve(
     gamma = _followup_tail_gamma(trial, inputs)
     for j, arm_id in enumerate(trial.arm_ids):
         ct, cs, table, n, events, prep = inputs[arm_id]
+        marks = [(lm.time, lm.estimate) for lm in trial.arms[arm_id].survival]
+        trace = is_trace(ct, cs)
         g_arm = gamma
         if g_arm is None and any(s.md is not None and s.md.any() for s in prep[2]):
             # Corner pairs pin the events; the reported total can no longer
@@ -921,8 +721,16 @@ def reconstruct_curve(
             g_arm = 1.0
         for r in range(len(out)):
             rng = None if r == 0 else np.random.default_rng(children[j * len(out) + r])
+            prep_r = prep
+            scale = _reps.TRACE_READ if trace else _reps.CURVE_READ
+            if rng is not None and scale > 0:
+                # The figure read again with its own reading error (calibrated
+                # scale, see replicates.py): what a different digitization
+                # of the same figure could have given.
+                rt, rs_ = reread_curve(ct, cs, scale, rng)
+                prep_r = _prepare(rt, rs_, table, n, marks)
             out[r][arm_id] = reconstruct_arm(
-                ct, cs, table, n, events, rng, tail_gamma=g_arm, _prepared=prep
+                ct, cs, table, n, events, rng, tail_gamma=g_arm, _prepared=prep_r
             )
     return out
 

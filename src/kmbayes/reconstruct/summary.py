@@ -1,7 +1,7 @@
 """Summary engine: patient-level data from abstract-level numbers.
 
-Input per arm: ``n``, ``events``, landmark survival with 95% log-log Greenwood
-CIs, the median with its Brookmeyer-Crowley CI, and (all arms) the median
+Input per arm: ``n``, ``events``, landmark survival with 95% Greenwood CIs
+(log-log unless the arm declares another ``ci`` type), the median with its Brookmeyer-Crowley CI, and (all arms) the median
 follow-up by reverse Kaplan-Meier. All optional except ``n`` and ``events``.
 Numbers at risk are used when given.
 
@@ -45,7 +45,11 @@ Method
    Metropolis (proposal: the Laplace covariance, ridged), so they vary where
    the numbers constrain least (the tail, the censoring pattern, the curve
    between knots) while still matching the published numbers; times are
-   placed at stratified random quantiles ``(k - u_k) / K``, then refined.
+   placed at stratified random quantiles ``(k - u_k) / K``, then refined;
+   finally the deaths inside each interval between pinned times are tilted
+   at random (:func:`~kmbayes.reconstruct.replicates.tilt_events`, scale
+   chosen by cross-validation) so the replicates spread as far as the
+   reconstruction error does.
 
 ``trial.reported_hr`` and ``trial.reported_p`` are never read here.
 
@@ -80,8 +84,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..km import Z95, first_below, km
+from ..km import first_below, km, survival_ci
 from ..trial import Arm, Trial
+from . import replicates as _reps
+from .replicates import tilt_events
 
 # Residual scales (survival-probability units). Published S and CI bounds are
 # rounded to 3 decimals; the extra slack covers the steps of a discrete KM.
@@ -93,7 +99,11 @@ SIG_FU = 0.01  # pooled reverse KM at the median follow-up
 SIG_EVENTS = 0.3
 SIG_ATRISK_REL = 0.02
 # Priors (what the numbers leave open). Chosen on kmdata figures for the
-# median and 90th percentile of the HR error, not per trial.
+# median and 90th percentile of the HR error, not per trial. Their
+# cross-validated effect (one constant at a time, 5 folds by crc32 of the
+# figure name: benchmarks/cv_reconstruction.py --knob summary.NAME --K 1)
+# is reported there; the folds chose the values below 4 of 5 times for
+# SIG_TAIL, ACCRUAL_POW and SIG_T (F_LOGIT: 2 of 5, the others chose 0.2 T).
 SIG_TAIL = 3.0  # log tail hazard vs the last interval's: weak
 SIG_MU_RW = 1.0  # drop-out log hazard: random walk across landmark intervals
 DROP_LOG = math.log(0.05)  # drop-out prior centre: hazard 0.05 / T
@@ -125,6 +135,7 @@ class _ArmSpec:
     lo_ok: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     hi_ok: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     ar_n: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    ci: str = "log-log"  # scale the published CIs are symmetric on
 
 
 def _finite(x: float | None) -> bool:
@@ -186,6 +197,7 @@ def _arm_spec(arm: Arm, delta: float = 0.0) -> _ArmSpec:
         med_hi=med_hi,
         ar_t=np.array([a.time for a in arm.at_risk if a.time > 0], dtype=float),
         ar_n=np.array([a.n for a in arm.at_risk if a.time > 0], dtype=float),
+        ci=arm.ci,
     )
 
 
@@ -377,14 +389,8 @@ class _Model:
                 i = np.searchsorted(g, qt)
                 V = np.cumsum(term)[np.maximum(i - 1, 0)] * (i > 0)
                 s = S[i]
-                with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                    v = np.log(s)
-                    w = Z95 * np.sqrt(V) / v
-                    lv = np.log(-v)
-                    lo = np.exp(-np.exp(lv - w))
-                    hi = np.exp(-np.exp(lv + w))
-                lo = np.where(np.isfinite(lo), lo, 1.0)
-                hi = np.where(np.isfinite(hi), hi, 1.0)
+                # CI curves on the scale the publication declares (log-log by default).
+                lo, hi = survival_ci(s, V, a.ci)
                 which = kind % 3
                 val = np.where(which == 0, s, np.where(which == 1, lo, hi))
                 diff = val - target
@@ -519,7 +525,7 @@ def _discrete_loss(a: _ArmSpec, t: np.ndarray, e: np.ndarray, gap: bool = False)
     search to fix landmark survival to the third decimal.
     """
     f = km(t, e)
-    lo_c, hi_c = f.ci()
+    lo_c, hi_c = f.ci(kind=a.ci)
     loss = 0.0
     if a.lm_t.size:
         i = np.searchsorted(f.time, a.lm_t, side="right") - 1
@@ -721,6 +727,11 @@ def reconstruct_summary(trial: Trial, *, seed: int, replicates: int) -> list[dic
         rep = {}
         for a, t, e in _discretize(model, thk, r):
             t = _round6(_refine(a, _round6(t), e, max_moves=(REFINE_MOVES if k == 0 else min(REFINE_MOVES, 8))))
+            if k > 0:
+                # What the numbers leave open: when deaths fell between the
+                # times they pin (calibrated scale, see replicates.py).
+                edges = np.unique(np.concatenate(([0.0], a.knots, a.ar_t, [model.T_of(thk)])))
+                t = _round6(np.maximum(tilt_events(t, e, edges, _reps.SUMMARY_TILT, rng), 1e-6 * edges[-1]))
             rep[a.id] = (t.astype(float), e.astype(np.int64))
         reps.append(rep)
     return reps
