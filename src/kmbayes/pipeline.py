@@ -118,6 +118,12 @@ def reconstruct_step(trial_path: Path, layout: Layout, *, seed: int, replicates:
         }
     )
     _say(format_check(trial, rows_k, engine=rec.engine, replicates=len(rec.replicates)))
+    from .reconstruct.check import misses
+
+    # The same warnings as `kmbayes reconstruct`: input warnings, then every published
+    # number the point reconstruction misses beyond its tolerance.
+    for w in [*rec.warnings, *(r.warning() for r in misses(rows))]:
+        _say(f"  warning: {w}")
     return ipd, reps, check_path(reps)
 
 
