@@ -154,8 +154,11 @@ def test_run_smallest_allowed_arms_does_not_crash(tmp_path):
     """5 patients and 1 event per arm (the lower limits): ``run`` finishes (0 or 3), never a traceback."""
     def mut(d):
         _strip_landmarks(d)
-        d["arms"]["combined"].update(n=LIMITS["arm_n_min"], events=LIMITS["arm_events_min"])
-        d["arms"]["systemic"].update(n=LIMITS["arm_n_min"], events=LIMITS["arm_events_min"] + 1)
+        n, e = LIMITS["arm_n_min"], LIMITS["arm_events_min"]
+        # one landmark each: a trial with only n and events is refused (nothing says when)
+        d["arms"]["combined"].update(n=n, events=e, survival=[{"time": 12, "estimate": 1 - e / n}])
+        d["arms"]["systemic"].update(n=n, events=e + 1,
+                                     survival=[{"time": 12, "estimate": 1 - (e + 1) / n}])
         d["followup"] = {"median": 24.0}
     p = _trial(tmp_path, mut)
     rc, out, err = run_inprocess(["run", "--trial", p, "--output", tmp_path / "o", "--fast"], timeout=1200)
