@@ -319,3 +319,23 @@ def test_a_miss_is_printed_precisely_enough_to_see_it():
     v = prose.check_verdicts(fx.check("29.94"))  # 30.0 +- 0.05: outside, but prints as 29.9 at 1 decimal
     text = " ".join(prose.check_sentences(v, fx.trial()))
     assert "(published 30.0, reconstructed 29.940)" in text
+
+
+def test_cure_support_sentence_states_each_arms_plateau():
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from kmbayes.report.prose import cure_support_sentence
+
+    arm = lambda label: SimpleNamespace(label=label, name=label)  # noqa: E731
+    trial = SimpleNamespace(arm_ids=["a", "b"], arms={"a": arm("Arm A"), "b": arm("Arm B")},
+                            time_unit="months")
+    rows = []
+    for a, plateau, n, km in (("a", 35.04, 2, 0.059), ("b", 43.72, 1, 0.294)):
+        for q, v in (("plateau", plateau), ("followed_after_last_event", n), ("km_at_plateau", km)):
+            rows.append({"kind": "support", "arm": a, "quantity": q, "estimate": v})
+    s = cure_support_sentence(pd.DataFrame(rows), trial)
+    assert "Arm A: flat for 35.0 months after the last death, with 2 patients still followed" in s
+    assert "Arm B: flat for 43.7 months" in s and "1 patient still followed" in s
+    assert cure_support_sentence(None, trial) == ""

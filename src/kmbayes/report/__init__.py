@@ -98,6 +98,7 @@ class ReportInputs:
     tipping: pd.DataFrame | None = None
     intervals: pd.DataFrame | None = None
     check: pd.DataFrame | None = None
+    cure: pd.DataFrame | None = None
     tipping_threshold: float = 0.95
     replicates: int | None = None
     repro: dict = field(default_factory=dict)
@@ -133,7 +134,7 @@ def load_inputs(reports: Path, trial, spec, check_csv: Path | None, **extra) -> 
         diagnostics=_csv(reports / "diagnostics.csv"), pooled=_csv(reports / "results_pooled.csv"),
         pooling=_csv(reports / "pooling.csv"), anchors=_csv(reports / "anchors.csv"),
         ppc=_csv(reports / "ppc.csv"), ph=_csv(reports / "ph_check.csv"), loo=_csv(reports / "loo_compare.csv"),
-        tipping=_csv(reports / "tipping_point.csv"), check=check,
+        tipping=_csv(reports / "tipping_point.csv"), check=check, cure=_csv(reports / "cure_check.csv"),
         tipping_threshold=getattr(spec, "tipping_threshold", 0.95),
         replicates=getattr(spec, "replicates", None), report_dir=reports, **extra)
 
@@ -193,6 +194,8 @@ def compose(inp: ReportInputs) -> str:
         head_sent,
         "",
         " ".join(prose.publication_check_sentences(inp.head, inp.ppc, t)),
+        "",
+        prose.cure_support_sentence(inp.cure, t) if "cure" in inp.models else "",
         "",
         "## Model-free anchors",
         "",

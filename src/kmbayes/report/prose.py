@@ -552,3 +552,30 @@ def limits_text(trial) -> str:
         "test; the design (phase, endpoint hierarchy, multiplicity) is the publication's to state.",
     ]
     return "\n".join(lines)
+
+
+def cure_support_sentence(cure: pd.DataFrame | None, trial) -> str:
+    """What the cure model's cure fractions lean on: the flat end of each arm's curve.
+
+    From ``cure_check.csv``'s ``support`` rows (:func:`kmbayes.modelcheck.cure_rows`):
+    how long each arm's Kaplan-Meier curve is flat after its last death, how many
+    patients are still followed on that stretch, and the Kaplan-Meier level there.
+    A short plateau with few patients means the cure fraction is mostly the model's
+    extrapolation.
+    """
+    if cure is None or cure.empty:
+        return ""
+    sup = cure[cure.kind == "support"]
+    parts = []
+    for arm_id in trial.arm_ids:
+        rows = sup[sup.arm == arm_id].set_index("quantity").estimate
+        if rows.empty:
+            continue
+        parts.append(f"{arm_name(trial, arm_id)}: flat for {num(rows['plateau'], 1)} {trial.time_unit} "
+                     f"after the last death, with {int(rows['followed_after_last_event'])} "
+                     f"patient{'s' if int(rows['followed_after_last_event']) != 1 else ''} still followed "
+                     f"(Kaplan-Meier {num(rows['km_at_plateau'], 3)})")
+    if not parts:
+        return ""
+    return ("The cure model's cure fractions rest on the flat end of each arm's reconstructed "
+            "Kaplan-Meier curve and on how long it is followed: " + "; ".join(parts) + ".")
