@@ -176,11 +176,8 @@ def test_run_refuses_arm_without_events(tmp_path):
 
 @pytest.mark.slow
 def test_run_with_mathtext_label_does_not_crash(tmp_path):
-    """An arm label holding matplotlib mathtext (``$\\frac$``) is drawn literally; figures are not this
-    branch's (the figures rework renders labels literally), so a crash here is xfail, not a pass."""
+    """An arm label holding matplotlib mathtext (``$\\frac$``) is drawn literally, end to end."""
     p = _trial(tmp_path, lambda d: d["arms"]["combined"].update(label="$\\frac$ combined"))
-    try:
-        rc, out, err = run_inprocess(["run", "--trial", p, "--output", tmp_path / "o", "--fast"], timeout=1200)
-    except Exception as ex:  # matplotlib's mathtext parser raises from inside figures.py
-        pytest.xfail(f"figures crash on mathtext labels (fixed in the figures rework): {type(ex).__name__}")
+    rc, out, err = run_inprocess(["run", "--trial", p, "--output", tmp_path / "o", "--fast"], timeout=1200)
     assert rc in (0, 3), err[-2000:]
+    assert list((tmp_path / "o" / "reports" / "figures").glob("*.png"))
