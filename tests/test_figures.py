@@ -629,3 +629,22 @@ def test_forest_cox_row_matches_lifelines():
                            arm=(rng.random(150) < 0.5).astype(float))
     ours = figures._draws.cox_efron(tied.time, tied.event, tied.arm)
     assert ours == pytest.approx(estimands.cox_likelihood(tied), abs=1e-5)
+
+
+def test_fig5_marks_which_intervals_published_numbers_pin():
+    """CLOCC's landmarks (36, 60, 96) pin 36-60 and 60-96; the first three years are interpolated."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from kmbayes.families import DEFAULT_CUTS
+    from kmbayes.figures.time_varying import _support_strip
+    from kmbayes.trial import load_trial
+
+    trial = load_trial(Path(__file__).resolve().parents[1] / "data" / "raw" / "clocc_os.toml")
+    fig = Figure()
+    ax = fig.add_subplot()
+    drawn = _support_strip(ax, SimpleNamespace(ctx={"cuts": DEFAULT_CUTS}), trial, 120.0)
+    assert drawn == {"pinned", "interpolated"}
+    spans = {(round(p.get_x(), 6), p.get_gid()) for p in ax.patches}
+    assert (36.0, "support-pinned") in spans and (60.0, "support-pinned") in spans
+    assert (0.0, "support-interpolated") in spans and (96.0, "support-interpolated") in spans

@@ -65,6 +65,8 @@ MODEL_LABELS: dict[str, str] = {
     "gompertz_ph": "Gompertz PH",
     "piecewise_ph": "Piecewise-exponential PH",
     "piecewise_tv": "Piecewise-exponential, time-varying HR",
+    "smooth_tv": "Smooth time-varying HR",
+    "cure": "Cure (uncured HR)",
     "spline_ph": "Royston-Parmar spline PH",
     "loglogistic_aft": "Log-logistic AFT",
     "lognormal_aft": "Log-normal AFT",

@@ -64,6 +64,13 @@ _COST_ORDER = (
 )
 
 
+def _is_ph(model: str) -> bool:
+    from ..families import FAMILIES, Family
+
+    fam = FAMILIES.get(model)
+    return fam is None or fam.effect_name == Family.effect_name
+
+
 class _Job:
     """Everything a figure needs, shared with forked workers by inheritance."""
 
@@ -78,7 +85,8 @@ class _Job:
         models = style.order_models(m for m, _ in self.fits)
         self.per_model = {m: self.fits[(m, self.prior)] for m in models if (m, self.prior) in self.fits}
         self.tv_models = [m for m in self.per_model if is_time_varying(m, self.per_model[m])]
-        self.ph_models = [m for m in self.per_model if m not in self.tv_models]
+        # Constant-HR models only: the cure model's "HR" is among the uncured, not the arms' HR.
+        self.ph_models = [m for m in self.per_model if m not in self.tv_models and _is_ph(m)]
         self.main = pick(self.ph_models, ("piecewise_ph", "weibull_ph"))
         self.ipd = primary(ipd)
         self.t_last = float(self.ipd["time"].max())

@@ -216,7 +216,7 @@ def notes_of(pooled: Any, tv_note: bool, any_failed: bool) -> list[str]:
     if pooled:
         notes.append("Thin lines: pooled over reconstruction\nreplicates (95% interval)")
     if tv_note:
-        notes.append("* HR = exp(mean of the interval log HRs)")
+        notes.append("* HR = event-weighted average HR\n   (log HRs weighted by deaths)")
     if any_failed:
         notes.append("\u2020 Failed the convergence gate\n   (R-hat, ESS or divergences)")
     return notes

@@ -279,11 +279,11 @@ def plot_prob_benefit(
         ax.yaxis.set_major_locator(MultipleLocator(0.2 if not single else 0.5))
         tv = any(is_time_varying(model, f) for (m, _), f in fits.items() if m == model)
         if not single:
-            ax.set_xlabel("Threshold h for exp(mean log HR)" if tv else "HR threshold h")
+            ax.set_xlabel("Threshold h for the event-weighted average HR" if tv else "HR threshold h")
         elif i == len(models) - 1:
             # One shared axis title for the stack; say how it reads for a TV model.
             any_tv = any(is_time_varying(m, f) for (m, _), f in fits.items() if m in models)
-            ax.set_xlabel("HR threshold h" + ("\n(time-varying model: h for exp(mean log HR))"
+            ax.set_xlabel("HR threshold h" + ("\n(time-varying model: event-weighted average HR)"
                                              if any_tv else ""))
         if single or i == 0:
             ax.set_ylabel("P(HR < h)")

@@ -53,6 +53,36 @@ def _data_end(tv_fit: Any) -> tuple[float | None, float | None, int]:
     return t_event, last_cut, int((e & (t > last_cut)).sum())
 
 
+_SUPPORT_COLOUR = {"pinned": style.NEUTRAL, "interpolated": style.LIGHT}
+
+
+def _support_strip(ax, tv_fit: Any, trial: Trial, xmax: float) -> set[str]:
+    """A strip along the bottom of the axes: which intervals published numbers pin.
+
+    An interval is *pinned* when the trial file's numbers fix both arms' curves at
+    both its ends (:func:`kmbayes.pinning.interval_support`); inside an
+    *interpolated* one the shape is the reconstruction's assumption, and so is the
+    HR there. Returns the kinds drawn.
+    """
+    from ..pinning import interval_support
+
+    cuts = (getattr(tv_fit, "ctx", None) or {}).get("cuts")
+    if cuts is None or trial is None or not getattr(trial, "arms", None):
+        return set()
+    try:
+        kinds = interval_support(trial, cuts)
+    except (ValueError, AttributeError, TypeError):  # a stand-in trial without published numbers
+        return set()
+    drawn = set()
+    for a, b, kind in zip(cuts[:-1], cuts[1:], kinds):
+        if a >= xmax or kind not in _SUPPORT_COLOUR:
+            continue
+        ax.axvspan(a, min(b, xmax), ymin=0.0, ymax=0.025, color=_SUPPORT_COLOUR[kind], lw=0,
+                   zorder=4, gid=f"support-{kind}")
+        drawn.add(kind)
+    return drawn
+
+
 @styled
 def plot_hr_over_time(
     tv_fit: Any,
@@ -150,6 +180,7 @@ def plot_hr_over_time(
                     xy=((open_from + t_event) / 2, 0.98), xycoords=("data", "axes fraction"),
                     ha="center", va="top", fontsize=fs, color=style.NEUTRAL,
                     bbox={"fc": "white", "ec": "none", "pad": 0.5})
+    support = _support_strip(ax, tv_fit, trial, xmax_raw)
     if band_model is not None:
         bq = np.quantile(const[band_model], [0.025, 0.5, 0.975])
         ax.axhspan(bq[0], bq[2], color=style.LIGHT, alpha=0.35, lw=0, zorder=0)
@@ -202,9 +233,15 @@ def plot_hr_over_time(
         handles.append((Patch(color=style.LIGHT, alpha=0.35, lw=0),
                         Line2D([], [], color=style.NEUTRAL, lw=0.9, ls=(0, (4, 2)))))
         labels.append(f"{style.model_label(band_model)}: constant HR, median and 95% interval")
+    for kind, text in (("pinned", "Pinned by published numbers"),
+                       ("interpolated", "Interpolated (shape assumed)")):
+        if kind in support:
+            handles.append(Patch(color=_SUPPORT_COLOUR[kind], lw=0))
+            labels.append(text)
     if single:
         labels = [style.wrap_label(lab, 30) for lab in labels]
-    fig.legend(handles, labels, loc="outside lower center", ncol=2 if single else len(handles),
+    fig.legend(handles, labels, loc="outside lower center",
+               ncol=2 if single else 3,
                fontsize=fs)
     suptitle(fig, f"Hazard ratio over time, {trt} vs {ref} ({prior_phrase(prior)})", width)
     return fig
