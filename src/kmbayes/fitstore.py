@@ -176,17 +176,25 @@ def read_fit(path: Path, manifest: dict | None = None, data: SurvivalData | None
                      data, ctx, manifest, True, path)
 
 
+def _verified_manifest(folder: Path, key: str, name: str = "posterior.nc") -> dict | None:
+    """The manifest in ``folder`` if it has cache key ``key`` and its file's SHA-256 matches."""
+    try:
+        man = json.loads((folder / manifest_name(name)).read_text())
+        ok = (isinstance(man, dict) and man.get("cache_key") == key
+              and man.get("posterior_sha256") == file_sha(folder / name))
+        return man if ok else None
+    except (OSError, ValueError):
+        return None
+
+
 def load_verified(folder: Path, key: str, data: SurvivalData, name: str = "posterior.nc",
                   gate=None) -> FitResult | None:
     """The cached fit in ``folder`` if it is verifiably the fit with cache key ``key``, else None."""
-    mp, pp = folder / manifest_name(name), folder / name
-    if not (mp.is_file() and pp.is_file()):
+    man = _verified_manifest(folder, key, name)
+    if man is None:
         return None
     try:
-        man = json.loads(mp.read_text())
-        if man.get("cache_key") != key or man.get("posterior_sha256") != file_sha(pp):
-            return None
-        fit = read_fit(pp, man, data, gate)
+        fit = read_fit(folder / name, man, data, gate)
         if fit.idata["posterior"].attrs.get("cache_key") != key:
             return None
         return fit
@@ -220,12 +228,7 @@ def read_stored(folder: Path, name: str = "posterior.nc", data=None) -> FitResul
 
 def verified_on_disk(folder: Path, key: str, name: str = "posterior.nc") -> bool:
     """True if ``folder`` holds the fit with cache key ``key``, checked without loading it."""
-    mp, pp = folder / manifest_name(name), folder / name
-    try:
-        man = json.loads(mp.read_text())
-        return man.get("cache_key") == key and man.get("posterior_sha256") == file_sha(pp)
-    except (OSError, ValueError):
-        return False
+    return _verified_manifest(folder, key, name) is not None
 
 
 class LazyFits(dict):

@@ -167,7 +167,8 @@ MODEL_NAMES = {
 }
 
 
-def _pct(x: float) -> str:
+def pct(x: float) -> str:
+    """A probability as a percentage with one decimal, '>99.9%' / '<0.1%' at the ends."""
     if not math.isfinite(x):
         return "not estimable"
     if x > 0.999:

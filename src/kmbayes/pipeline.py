@@ -316,7 +316,7 @@ def update_readme_results(reports: Path, trial, readme: Path = REPO_ROOT / "READ
     """
     import pandas as pd
 
-    from .headline import MODEL_NAMES, sentences
+    from .headline import MODEL_NAMES, pct, sentences
     from .report import _md_table
 
     if not readme.exists():
@@ -333,12 +333,12 @@ def update_readme_results(reports: Path, trial, readme: Path = REPO_ROOT / "READ
         src = pres if pres is not None else res
         sel = src[(src.model == r.model) & (src.prior == r.prior)].set_index("quantity")
 
-        def cell(q, pct=False, sel=sel):
+        def cell(q, as_pct=False, sel=sel):
             if q not in sel.index:
                 return ""
             x = sel.loc[q]
-            if pct:
-                return _pct_cell(x.estimate)
+            if as_pct:
+                return pct(x.estimate)
             return f"{x.estimate:.2f} ({x.lower:.2f} to {x.upper:.2f})"
 
         note = str(r.note).split("; ", 1)
@@ -358,10 +358,6 @@ def update_readme_results(reports: Path, trial, readme: Path = REPO_ROOT / "READ
     if new != text:
         write_text_atomic(readme, new)
     return True
-
-
-def _pct_cell(x: float) -> str:
-    return ">99.9%" if x > 0.999 else "<0.1%" if x < 0.001 else f"{100 * x:.1f}%"
 
 
 # --------------------------------------------------------------------------- commands

@@ -199,6 +199,15 @@ def early_late(log_hr, edges, omega, split: float) -> dict[str, np.ndarray]:
             "hr_ratio_late_early": np.exp(late - early)}
 
 
+def tv_estimands(log_hr, edges, log_avg, data, split: float) -> dict[str, np.ndarray]:
+    """The time-varying families' named draws: ``hr_avg_event_weighted`` (exp of
+    ``log_avg``, the parameter the prior set acts on) and :func:`early_late` with
+    the data's event weights on ``edges``."""
+    out = early_late(log_hr, edges, event_weights(data, edges), split)
+    out["hr_avg_event_weighted"] = np.exp(log_avg)
+    return out
+
+
 class Family:
     """Interface of a model family (one instance per module).
 

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import early_late, event_weights
+from ._common import event_weights, tv_estimands
 from .piecewise_ph import PiecewisePH
 
 
@@ -82,14 +82,12 @@ class PiecewiseTV(PiecewisePH):
 
     def family_estimands(self, post, data, ctx) -> dict[str, np.ndarray]:
         """``hr_avg_event_weighted`` and the early/late HRs split at ``ctx["split"]``
-        (default: the middle finite cut), see :func:`._common.early_late`."""
+        (default: the middle finite cut), see :func:`._common.tv_estimands`."""
         from .smooth_tv import default_split
 
-        cuts = np.asarray(ctx["cuts"], float)
         split = float(ctx.get("split") or default_split(ctx["cuts"]))
-        out = early_late(post["log_hr_interval"], cuts, event_weights(data, cuts), split)
-        out["hr_avg_event_weighted"] = np.exp(post["log_hr_mean"])
-        return out
+        return tv_estimands(post["log_hr_interval"], np.asarray(ctx["cuts"], float),
+                            post["log_hr_mean"], data, split)
 
 
 FAMILY = PiecewiseTV()

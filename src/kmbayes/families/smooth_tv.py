@@ -70,12 +70,12 @@ from ._common import (
     Family,
     censored_loglik,
     check_cuts,
-    early_late,
     event_weights,
     interval_labels,
     piecewise_cumhaz,
     piecewise_median,
     piecewise_pointwise,
+    tv_estimands,
 )
 
 #: finite intervals of the fine grid (plus one open interval after the last cut)
@@ -184,12 +184,10 @@ class SmoothTV(Family):
     def family_estimands(self, post, data, ctx) -> dict[str, np.ndarray]:
         """Named draws: ``hr_avg_event_weighted``, ``hr_early``, ``hr_late``,
         ``hr_ratio_late_early`` (late / early), split at ``ctx["split"]``
-        (default :func:`default_split`); see :func:`._common.early_late`."""
-        grid = np.asarray(fine_cuts(ctx["cuts"]))
+        (default :func:`default_split`); see :func:`._common.tv_estimands`."""
         split = float(ctx.get("split") or default_split(ctx["cuts"]))
-        out = early_late(post["log_hr_grid"], grid, event_weights(data, grid), split)
-        out["hr_avg_event_weighted"] = np.exp(post["log_hr_avg"])
-        return out
+        return tv_estimands(post["log_hr_grid"], np.asarray(fine_cuts(ctx["cuts"])),
+                            post["log_hr_avg"], data, split)
 
 
 FAMILY = SmoothTV()

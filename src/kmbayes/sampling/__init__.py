@@ -42,6 +42,22 @@ def model_values(model, data, prior, cuts, baseline) -> dict[str, np.ndarray]:
     return {k: np.asarray(v, dtype=float) for k, v in vals.items()}
 
 
+def nutpie_sample(compiled_model, settings, seed):
+    """``nutpie.sample`` with a fit's settings; both nutpie rungs call it, so they
+    differ only in how the model was compiled."""
+    import warnings
+
+    import nutpie
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return nutpie.sample(
+            compiled_model, draws=settings.draws, tune=settings.tune, chains=settings.chains,
+            cores=max(1, min(settings.chains, os.cpu_count() or 1)), seed=seed,
+            progress_bar=False, save_warmup=False, target_accept=settings.target_accept,
+        )
+
+
 def _disabled() -> set[str]:
     """Rungs turned off by ``KMBAYES_SKIP_RUNGS`` (comma-separated; for tests and debugging)."""
     return {r.strip() for r in os.environ.get("KMBAYES_SKIP_RUNGS", "").split(",") if r.strip()}

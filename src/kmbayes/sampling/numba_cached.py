@@ -52,7 +52,7 @@ import numpy as np
 
 from .. import families
 from ..io import atomic_path, write_text_atomic
-from . import model_values
+from . import model_values, nutpie_sample
 
 #: bump when the generated source or the user-data layout changes meaning
 LAYOUT_VERSION = 2
@@ -423,14 +423,6 @@ def compiled(model, data, prior, cuts, baseline) -> NumbaModel:
 
 def sample(model, data, prior, cuts, baseline, settings, seed):
     """nutpie on the cached callbacks; the chains run as parallel threads (no GIL)."""
-    import nutpie
-
     c = compiled(model, data, prior, cuts, baseline)
     c = c.with_values(model_values(model, data, prior, cuts, baseline))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return nutpie.sample(
-            c, draws=settings.draws, tune=settings.tune, chains=settings.chains,
-            cores=max(1, min(settings.chains, os.cpu_count() or 1)), seed=seed,
-            progress_bar=False, save_warmup=False, target_accept=settings.target_accept,
-        )
+    return nutpie_sample(c, settings, seed)

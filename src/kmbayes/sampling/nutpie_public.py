@@ -9,11 +9,10 @@ recompiling.
 
 from __future__ import annotations
 
-import os
 import warnings
 
 from .. import families
-from . import model_values
+from . import model_values, nutpie_sample
 
 _COMPILED: dict[tuple, object] = {}
 
@@ -37,17 +36,9 @@ def compiled(model, data, prior, cuts, baseline):
 
 
 def sample(model, data, prior, cuts, baseline, settings, seed):
-    import nutpie
-
     c = compiled(model, data, prior, cuts, baseline)
     # Only containers the compiled graph reads (a family may not use every baseline constant).
     used = {v.name for v in c.shared_var_keys}
     c = c.with_data(**{k: v for k, v in model_values(model, data, prior, cuts, baseline).items()
                        if k in used})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return nutpie.sample(
-            c, draws=settings.draws, tune=settings.tune, chains=settings.chains,
-            cores=max(1, min(settings.chains, os.cpu_count() or 1)), seed=seed,
-            progress_bar=False, save_warmup=False, target_accept=settings.target_accept,
-        )
+    return nutpie_sample(c, settings, seed)
