@@ -5,7 +5,9 @@ Runs, side by side in one process tree and on the same machine load:
 * the CLI on CLOCC (summary engine), 1 replicate (budget 1 s wall,
   interpreter start included) and ``--replicates 100`` (budget 10 s wall);
 * the same on a curve-mode trial (a vendored kmdata figure, both corners of
-  every step clicked with small error, at-risk table, landmarks, follow-up);
+  every step clicked with small error, at-risk table, landmarks, follow-up),
+  and on a simulated curve-mode trial as large as the largest dev figure
+  (2 x 1136 patients: the engine's cost grows with the steps of the curve);
 * ``python -c "import numpy"`` (the floor any numpy CLI pays);
 * in-process: the summary engine vs a naive reconstruction (log-linear
   interpolation of S between the published points, uniform censoring), the
@@ -26,6 +28,7 @@ curves. BMC Med Res Methodol. 2012;12:9.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import subprocess
 import sys
@@ -41,11 +44,33 @@ KMBAYES = [sys.executable, "-m", "kmbayes"]  # honours PYTHONPATH (a worktree's 
 FIGURE = ROOT / "tests" / "data" / "kmdata" / "OMEGA_3B.csv"
 
 
-def curve_trial(d: Path) -> Path:
-    """Write a curve-mode trial of ``FIGURE`` into ``d`` (corners read with small error)."""
+def large_ipd(n_per_arm: int = 1136, seed: int = 1) -> dict[str, np.ndarray]:
+    """A simulated two-arm trial as large as the largest dev figure (MAGRIT, 2 x 1136).
+
+    Weibull deaths (shape 1.2, medians 12 and 15 months), uniform accrual
+    over 24 months and analysis at 60 months.
+    """
+    rng = np.random.default_rng(seed)
+    t, e, arm = [], [], []
+    for a, med in (("control", 12.0), ("treated", 15.0)):
+        scale = med / math.log(2.0) ** (1 / 1.2)
+        death = scale * rng.weibull(1.2, n_per_arm)
+        cens = 60.0 - rng.uniform(0.0, 24.0, n_per_arm)
+        t.append(np.minimum(death, cens))
+        e.append((death <= cens).astype(int))
+        arm += [a] * n_per_arm
+    return {"time": np.round(np.concatenate(t), 3), "event": np.concatenate(e), "arm": np.array(arm)}
+
+
+def curve_trial(d: Path, rows=None, name: str = "curve_trial") -> Path:
+    """Write a curve-mode trial into ``d`` (corners read with small error).
+
+    ``rows`` (``time``, ``event``, ``arm``) defaults to the vendored ``FIGURE``.
+    """
     from kmbayes.km import km, reverse_km_median
 
-    rows = np.genfromtxt(FIGURE, delimiter=",", names=True, dtype=None, encoding="utf-8")
+    if rows is None:
+        rows = np.genfromtxt(FIGURE, delimiter=",", names=True, dtype=None, encoding="utf-8")
     rng = np.random.default_rng(0)
     arms = sorted({str(a) for a in rows["arm"]})
     ids = ["arm_" + "".join(c if c.isalnum() else "_" for c in a) for a in arms]
@@ -54,7 +79,7 @@ def curve_trial(d: Path) -> Path:
     lines = ["[trial]", 'name = "speed"', 'time_unit = "months"', f'reference_arm = "{ids[0]}"', "",
              "[followup]", f"median = {round(reverse_km_median(t_all, e_all), 1)}", ""]
     for a, i in zip(arms, ids):
-        m = rows["arm"] == a
+        m = rows["arm"].astype(str) == a
         t, e = t_all[m], e_all[m]
         f = km(t, e)
         pts_t, pts_s, s = [0.0], [1.0], 1.0
@@ -67,13 +92,13 @@ def curve_trial(d: Path) -> Path:
         ct = np.clip(np.array(pts_t) + rng.normal(0, 0.004 * tmax, len(pts_t)), 0, None)
         cs = np.clip(np.array(pts_s) + rng.normal(0, 0.003, len(pts_s)), 0, 1)
         ct[0], cs[0] = 0.0, 1.0
-        (d / f"curve_{i}.csv").write_text("time,survival\n" + "".join(f"{x:.4f},{y:.4f}\n" for x, y in zip(ct, cs)))
+        (d / f"{name}_{i}.csv").write_text("time,survival\n" + "".join(f"{x:.4f},{y:.4f}\n" for x, y in zip(ct, cs)))
         ar = ", ".join(f"{{ time = {x:g}, n = {int((t >= x).sum())} }}" for x in np.arange(0, 0.9 * tmax, tmax / 8))
         lm = f.ci_at(0.5 * tmax)
         lines += [f"[arms.{i}]", f"n = {len(t)}", f"events = {int(e.sum())}", f"at_risk = [ {ar} ]",
                   f"survival = [ {{ time = {0.5 * tmax:g}, estimate = {lm[0]:.3f}, lower = {lm[1]:.3f}, "
-                  f"upper = {lm[2]:.3f} }} ]", f'curve = "curve_{i}.csv"', ""]
-    p = d / "curve_trial.toml"
+                  f"upper = {lm[2]:.3f} }} ]", f'curve = "{name}_{i}.csv"', ""]
+    p = d / f"{name}.toml"
     p.write_text("\n".join(lines))
     return p
 
@@ -141,6 +166,12 @@ def main() -> int:
             [*KMBAYES, "reconstruct", ctrial, "--out", out, "-q", "--replicates", "100"],
             max(1, a.repeat // 2),
         )
+        ltrial = str(curve_trial(Path(d), large_ipd(), "large_trial"))
+        l_one = wall([*KMBAYES, "reconstruct", ltrial, "--out", out, "-q"], a.repeat)
+        l_hundred = wall(
+            [*KMBAYES, "reconstruct", ltrial, "--out", out, "-q", "--replicates", "100"],
+            max(1, a.repeat // 2),
+        )
     eng, nai = in_process(a.repeat)
     print(f"{'what':44s} {'wall s':>8s} {'budget':>7s} {'ratio':>6s}")
     print(f"{'python -c import numpy (floor)':44s} {floor:8.3f} {'':>7s} {'':>6s}")
@@ -148,6 +179,8 @@ def main() -> int:
     print(f"{'kmbayes reconstruct clocc --replicates 100':44s} {hundred:8.3f} {10.0:7.1f} {hundred / 10.0:6.2f}")
     print(f"{'kmbayes reconstruct curve trial (1 replicate)':44s} {c_one:8.3f} {1.0:7.1f} {c_one / 1.0:6.2f}")
     print(f"{'kmbayes reconstruct curve --replicates 100':44s} {c_hundred:8.3f} {10.0:7.1f} {c_hundred / 10.0:6.2f}")
+    print(f"{'kmbayes reconstruct large curve (2 x 1136)':44s} {l_one:8.3f} {1.0:7.1f} {l_one / 1.0:6.2f}")
+    print(f"{'kmbayes reconstruct large --replicates 100':44s} {l_hundred:8.3f} {10.0:7.1f} {l_hundred / 10.0:6.2f}")
     print(f"{'in-process: summary engine (1 replicate)':44s} {eng:8.3f}")
     print(f"{'in-process: naive log-linear interpolation':44s} {nai:8.4f}   engine/naive = {eng / nai:.0f}x")
     print(f"per extra replicate (CLI): {(hundred - one) / 99 * 1000:.1f} ms")

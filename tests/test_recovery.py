@@ -109,22 +109,37 @@ def test_piecewise_tv_recovery():
 
 
 CLOCC_IPD = ROOT / "data" / "processed" / "clocc_os_ipd.csv"
-CONJUGATE = {"reference": 0.58, "sceptical": 0.76, "enthusiastic": 0.64, "pessimistic": 0.91}
+# How far (in SDs of the conjugate posterior of the log HR) a PH model's
+# posterior median may sit from the conjugate analysis of the same data's
+# Cox fit. The piecewise model's baseline is as flexible as Cox's between its
+# cuts, so it should agree to well within its uncertainty; the Weibull
+# baseline cannot follow CLOCC's flattening tail (it is worse by LOO), so its
+# HR, a different estimand under misfit, is only asked to agree within one SD.
+PH_TOLERANCE_SD = {"piecewise_ph": 0.5, "weibull_ph": 1.0}
 
 
 @pytest.mark.skipif(not CLOCC_IPD.exists(), reason="CLOCC reconstruction not available")
 @pytest.mark.parametrize("model", ["weibull_ph", "piecewise_ph"])
 def test_clocc_ph_models_match_conjugate(model):
-    """PH fits to the reconstructed CLOCC data land within 0.05 of the conjugate medians."""
+    """PH fits to the reconstructed CLOCC data agree with the conjugate analysis of its Cox fit.
+
+    The conjugate posterior (normal prior x normal Cox likelihood) is
+    computed from the reconstruction, under every prior of the run; the
+    published HR is not used.
+    """
     from kmbayes.data import load_for_trial
+    from kmbayes.estimands import cox_likelihood
+    from kmbayes.priors import conjugate_posterior
     from kmbayes.trial import load_trial
 
     spec = runspec.load_spec(ROOT / "configs" / "clocc.toml")
     data = load_for_trial(CLOCC_IPD, load_trial(spec.trial))[0]
-    for pname, expected in CONJUGATE.items():
+    log_hr, se = cox_likelihood(data)
+    for pname in ("reference", "sceptical", "enthusiastic", "pessimistic"):
         fit = fitting.fit_one(model, data, spec.priors[pname], cuts=spec.cuts, baseline=spec.baseline,
                               settings=spec.sampler, gate=spec.gate,
                               seed=derive_seed(spec.seed, model, pname))
         assert fit.gate_passed, (pname, fit.diagnostics["failures"])
-        med = float(np.median(estimands.hr_draws(fit)))
-        assert abs(med - expected) <= 0.05, (pname, med, expected)
+        med = float(np.median(np.log(estimands.hr_draws(fit))))
+        post = conjugate_posterior(spec.priors[pname], log_hr, se)
+        assert abs(med - post.mu) <= PH_TOLERANCE_SD[model] * post.sigma, (pname, math.exp(med), math.exp(post.mu))

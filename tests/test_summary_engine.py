@@ -300,3 +300,28 @@ def test_vendored_kmdata_figures_typical_error():
         (rep,) = reconstruct_summary(tr, seed=1, replicates=1)
         errs.append(abs(math.log(cox_hr(rep, tr.reference_arm) / cox_hr(arms, tr.reference_arm))))
     assert np.median(errs) < 0.03, errs
+
+
+def test_hazard_rises_before_the_first_published_time(monkeypatch):
+    """Before the first knot the hazard grows as t ** FIRST_POW; the knots keep their values.
+
+    With FIRST_POW = 0 the curve is Guyot's log-linear interpolation, so the
+    shape is the only change, and it moves deaths later inside the first
+    interval (fewer deaths by half-way than a constant hazard gives).
+    """
+    from kmbayes.reconstruct import summary as S
+
+    kt = np.array([6.0, 12.0, 30.0])
+    kH = np.array([0.4, 0.9, 1.5])
+    g = np.linspace(0.0, 30.0, 301)
+    H = S._interp_H(g, kt, kH)
+    np.testing.assert_allclose(np.interp(kt, g, H), kH, rtol=1e-12)
+    first = g < kt[0]
+    h = np.diff(H[first]) / np.diff(g[first])
+    assert np.all(np.diff(h) > 0) and S.FIRST_POW > 0
+    monkeypatch.setattr(S, "FIRST_POW", 0.0)
+    H0 = S._interp_H(g, kt, kH)
+    np.testing.assert_allclose(H0, np.interp(g, np.r_[0.0, kt], np.r_[0.0, kH]))
+    half = np.searchsorted(g, 3.0)
+    assert H[half] < H0[half]
+    np.testing.assert_allclose(H[~first], H0[~first])

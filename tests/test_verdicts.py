@@ -54,7 +54,10 @@ def test_moved_reconstruction_is_a_miss():
     tr = load_trial(CLOCC_TOML)
     rep = dict(reconstruct(tr, seed=1).replicates[0])
     t, e = rep["combined"]
-    rep["combined"] = (t * 1.3, e)
+    # Doubled: a median's tolerance includes the spacing of the curve's
+    # jumps around it, which is wide on CLOCC's sparse curve, so a smaller
+    # stretch may leave the median, or a landmark on a flat stretch, inside.
+    rep["combined"] = (t * 2.0, e)
     missed = misses(check_rows(tr, [rep]))
     names = {(r.arm, r.statistic) for r in missed}
     assert ("combined", "S(60)") in names and ("combined", "median") in names

@@ -100,17 +100,33 @@ _TAIL_GAMMA = (0.05, 20.0)
 # Range of the tail's censoring spread when the follow-up chooses it: down
 # to 1e-4 puts the censorings at the very end of the curve (a data cut-off).
 _FU_GAMMA = (1e-4, 50.0)
+# The six constants below (with curve_layout._CORNER_GAP) were chosen
+# jointly, one value serving clicks, traces and corners, by one round of
+# coordinate-wise choice from the earlier values (each constant at 3 values,
+# criterion median + p90 of |dlog HR| summed over the styles). The nested
+# 5-fold cross-validation of that choice (folds by zlib.crc32(name) % 5; the
+# procedure of benchmarks/cv_engine_constants.py) scores (median / p90 /
+# max) clicks 0.0039 / 0.0175 / 0.058, trace 0.0029 / 0.0161 / 0.061,
+# corners 0.0036 / 0.0190 / 0.088. A second round from these values
+# (benchmarks/cv_engine_constants.py as shipped) scores no better nested
+# (clicks 0.0041 / 0.0200, trace 0.0041 / 0.0161, corners 0.0042 / 0.0190):
+# the engine is insensitive to them, and they were left as they are.
+#
 # A landmark this many step-time reading errors from a step is not used to
 # anchor a level: which side of the step it falls on is not known.
-_LANDMARK_NEAR = 2.0
+_LANDMARK_NEAR = 1.0
 # Relative uncertainty of the evenly-spread risk set, as a prior against
 # which the step sizes are weighed.
-_SHAPE_PRIOR = 0.15
-_SIGMA = 0.005
-# How far (fraction of the time axis) a step may be moved across a table time.
-_TIME_ERROR = 0.003
-_WINDOW = 0.01
-_TIME_WEIGHT = 1.0
+_SHAPE_PRIOR = 0.05
+# Reading error of a level (survival units) in the fit of the step sizes and
+# in the choice of which side of a table time a step falls.
+_SIGMA = 0.01
+# How far (fraction of the time axis) a step may be moved across a table
+# time: reading error of its time, the window searched, and the weight of
+# moving it against the fit of the levels.
+_TIME_ERROR = 0.0015
+_WINDOW = 0.005
+_TIME_WEIGHT = 2.0
 
 
 def _risk_upper(t, at_risk, n) -> np.ndarray:
@@ -206,93 +222,40 @@ def _cens_times(
         u = np.arange(1, c + 1) / (c + 1)
     else:
         u = np.sort(rng.uniform(0.0, 1.0, c))
-    x = u**gamma
+    x = u**gamma if gamma != 1.0 else u
     if seg.shape is not None:
         xs, fs = seg.shape
         x = np.interp(x, fs, xs)
     out = seg.lo + (seg.hi - seg.lo) * x
     # Censored at a table time would still count as at risk there.
     top = seg.hi if seg.tail else _below(seg.lo, seg.hi)
-    return np.clip(out, seg.lo, max(seg.lo, top))
-
-
-def _alloc(seg: _Segment, cens: np.ndarray, theta: np.ndarray) -> np.ndarray:
-    """Events at each step so the KM through the risk set tracks the curve.
-
-    At a step the expected count is ``x = n (1 - r_k / km)`` with ``km`` the
-    reconstructed KM ratio so far (so reading error does not accumulate);
-    ``floor(x + theta)`` is rounding when ``theta = 0.5``.
-    """
-    ts, rs = seg.ts, seg.rs
-    d = np.zeros(len(ts), dtype=int)
-    n = seg.n0
-    km = 1.0
-    j = 0
-    nc = len(cens)
-    md = seg.md if seg.md is not None else np.zeros(len(ts), dtype=int)
-    for k in range(len(ts)):
-        # KM convention: a censoring tied with an event time is still at risk.
-        while j < nc and cens[j] < ts[k]:
-            n -= 1
-            j += 1
-        if n <= 0 or km <= 0.0:
-            break
-        x = n * (1.0 - rs[k] / km)
-        dk = max(math.floor(x + theta[k]), int(md[k]))
-        if dk > 0:
-            dk = min(dk, n)
-            km *= 1.0 - dk / n
-            n -= dk
-            d[k] = dk
-    return d
+    return np.minimum(np.maximum(out, seg.lo), max(seg.lo, top))
 
 
 def _solve_segment(
     seg: _Segment, theta: np.ndarray, rng: np.random.Generator | None, gamma: float = 1.0
 ):
-    """Events per step and censoring times, exact on the segment's at-risk drop."""
-    total = seg.n0 - seg.n1  # events + censorings inside the segment
+    """Events per step and censoring times, exact on the segment's at-risk drop.
 
-    def events(c: int) -> np.ndarray:
-        return _alloc(seg, _cens_times(seg, c, None, gamma), theta)
+    The counts come from the compiled :func:`._segment_kernel.solve_counts`
+    (``tests/test_curve_engine.py`` holds it equal to a pure-Python
+    reference); only the censorings' final placement may be random.
+    """
+    from ._segment_kernel import solve_counts  # numba loads only in curve mode
 
-    # sum(d(c)) + c grows with c (each censoring removes at most about one
-    # event): find the smallest c where it reaches the target.
-    lo, hi = 0, total
-    d_hi = events(hi)
-    if int(d_hi.sum()) + hi < total:  # cannot happen unless the curve is flat
-        best_c, d = hi, d_hi
-    else:
-        d_lo = events(lo)
-        if int(d_lo.sum()) >= total:
-            best_c, d = 0, d_lo
-        else:
-            while hi - lo > 1:
-                mid = (lo + hi) // 2
-                d_mid = events(mid)
-                if int(d_mid.sum()) + mid >= total:
-                    hi, d_hi = mid, d_mid
-                else:
-                    lo, d_lo = mid, d_mid
-            g_hi = int(d_hi.sum()) + hi - total
-            g_lo = total - int(d_lo.sum()) - lo
-            best_c, d = (hi, d_hi) if g_hi <= g_lo else (lo, d_lo)
-    d = d.copy()
-    # Make the at-risk number at the segment end exact: too many events ->
-    # drop the latest ones (they are the least constrained by the table).
-    excess = int(d.sum()) - total
-    floor_d = seg.md if seg.md is not None else np.zeros(len(d), dtype=int)
-    # First down to each step's least count, then (table wins) below it.
-    for lo_d in (np.minimum(floor_d, d), np.zeros(len(d), dtype=int)):
-        k = len(d) - 1
-        while excess > 0 and k >= 0:
-            take = min(excess, d[k] - lo_d[k])
-            d[k] -= take
-            excess -= take
-            k -= 1
-    c = total - int(d.sum())
-    del best_c
-    return d, _cens_times(seg, c, rng, gamma)
+    nts = len(seg.ts)
+    md = seg.md.astype(np.int64) if seg.md is not None else np.zeros(nts, dtype=np.int64)
+    xs, fs = seg.shape if seg.shape is not None else (_EMPTY, _EMPTY)
+    top = seg.hi if seg.tail else _below(seg.lo, seg.hi)
+    d, c = solve_counts(
+        np.asarray(seg.ts, dtype=float), np.asarray(seg.rs, dtype=float), md, int(seg.n0), int(seg.n1),
+        float(seg.lo), float(seg.hi), float(top), np.asarray(theta, dtype=float), float(gamma),
+        seg.shape is not None, np.asarray(xs, dtype=float), np.asarray(fs, dtype=float),
+    )
+    return d.astype(int), _cens_times(seg, int(c), rng, gamma)
+
+
+_EMPTY = np.zeros(0)
 
 
 def _risk_sets(seg: _Segment, d: np.ndarray, cens: np.ndarray) -> np.ndarray:
@@ -349,20 +312,11 @@ def _fit_shape(seg: _Segment, d: np.ndarray, cens: np.ndarray, sigma: float, s0:
 
 
 def _fit_error(seg: _Segment, d: np.ndarray, cens: np.ndarray) -> float:
-    """Squared distance between the reconstructed KM ratio and the curve's."""
-    n = seg.n0
-    km = 1.0
-    j = 0
-    err = 0.0
-    for k in range(len(seg.ts)):
-        while j < len(cens) and cens[j] < seg.ts[k]:
-            n -= 1
-            j += 1
-        if d[k] and n > 0:
-            km *= 1.0 - d[k] / n
-            n -= d[k]
-        err += (km - seg.rs[k]) ** 2
-    return err
+    """Squared distance between the reconstructed KM ratio and the curve's (compiled)."""
+    from ._segment_kernel import fit_error
+
+    return float(fit_error(np.asarray(seg.ts, dtype=float), np.asarray(seg.rs, dtype=float), int(seg.n0),
+                           np.asarray(d, dtype=np.int64), np.asarray(cens, dtype=float)))
 
 
 def _make_segment(t, s, md, t_end, a, b, lo, hi, n0, n1, tail) -> _Segment:
