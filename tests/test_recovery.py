@@ -113,8 +113,9 @@ CLOCC_IPD = ROOT / "data" / "processed" / "clocc_os_ipd.csv"
 # posterior median may sit from the conjugate analysis of the same data's
 # Cox fit. The piecewise model's baseline is as flexible as Cox's between its
 # cuts, so it should agree to well within its uncertainty; the Weibull
-# baseline cannot follow CLOCC's flattening tail (it is worse by LOO), so its
-# HR, a different estimand under misfit, is only asked to agree within one SD.
+# baseline has a single shape and cannot follow a tail that flattens, so its
+# HR, a different estimand under such misfit, is only asked to agree within
+# one SD.
 PH_TOLERANCE_SD = {"piecewise_ph": 0.5, "weibull_ph": 1.0}
 
 
