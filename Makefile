@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) && $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test]"
+	@# Compile the curve engine's kernels once, into numba's on-disk cache.
+	$(PY) -c "from kmbayes.reconstruct._segment_kernel import warm; warm()"
 	touch $(STAMP)
 
 run: setup

@@ -653,15 +653,25 @@ def _ref_fit_error(seg, d, cens):
     return err
 
 
-def test_compiled_segment_solver_equals_the_reference():
-    """The numba kernel gives the pure-Python reference's counts, probe for probe.
+@pytest.mark.parametrize("compiled", [False, True], ids=["plain", "numba"])
+def test_segment_solver_equals_the_reference(compiled, monkeypatch):
+    """The segment kernels give the pure-Python reference's counts, probe for probe.
 
-    Every segment of every vendored figure, under shared and jittered
-    rounding thresholds, a censoring spread and a censoring shape; a kernel
-    that rounded, searched or trimmed differently would change a count.
+    Both ways the engine runs them: as plain Python (small work) and compiled
+    by numba (large work). Every segment of every vendored figure, under
+    shared and jittered rounding thresholds, a censoring spread and a
+    censoring shape; a kernel that rounded, searched or trimmed differently
+    would change a count.
     """
+    from kmbayes.reconstruct import _segment_kernel as kernel
     from kmbayes.reconstruct.curve import _fit_error, _solve_segment
 
+    if compiled:
+        kernel.compile_kernels()
+        assert all(hasattr(getattr(kernel, f), "py_func") for f in kernel.KERNELS)
+    else:  # undo a swap an earlier test made (restored after this test)
+        for f in kernel.KERNELS:
+            monkeypatch.setattr(kernel, f, getattr(getattr(kernel, f), "py_func", getattr(kernel, f)))
     rng = np.random.default_rng(5)
     checked = 0
     for name in FIGURES:

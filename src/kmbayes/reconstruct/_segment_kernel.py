@@ -6,9 +6,13 @@ smallest number of evenly placed censorings ``c`` for which the events the
 curve implies plus ``c`` reach the segment's at-risk drop, then the trim to
 that drop. It runs for every probe of every search of the engine (the
 boundary search, the follow-up and event-count bisections, each replicate),
-so it is compiled with numba and cached on disk. ``tests/test_curve_engine.py``
-keeps the engine's original pure-Python loop and bisection as the reference
-and holds the kernel equal to it, count for count.
+so on large work (many curve points times replicates) the engine swaps these
+functions for numba-compiled versions cached on disk
+(:func:`compile_kernels`). On small work the same code runs as plain Python:
+importing and loading numba costs more than it saves there.
+``tests/test_curve_engine.py`` keeps the engine's original pure-Python loop
+and bisection as the reference and holds both paths equal to it, count for
+count.
 
 References
 ----------
@@ -22,10 +26,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
 
-@njit(cache=True)
 def _cens(c, lo, hi, top, gamma, has_shape, xs, fs):
     """Evenly spread censoring times (``curve._cens_times`` without a generator)."""
     out = np.empty(c)
@@ -41,7 +43,6 @@ def _cens(c, lo, hi, top, gamma, has_shape, xs, fs):
     return out
 
 
-@njit(cache=True)
 def _alloc(ts, rs, md, n0, theta, cens):
     """Events at each step so the KM through the risk set tracks the curve.
 
@@ -72,7 +73,6 @@ def _alloc(ts, rs, md, n0, theta, cens):
     return d
 
 
-@njit(cache=True)
 def solve_counts(ts, rs, md, n0, n1, lo, hi, top, theta, gamma, has_shape, xs, fs):
     """Events per step and the number of censorings of one segment.
 
@@ -153,7 +153,6 @@ def solve_counts(ts, rs, md, n0, n1, lo, hi, top, theta, gamma, has_shape, xs, f
     return d, total - d.sum()
 
 
-@njit(cache=True)
 def fit_error(ts, rs, n0, d, cens):
     """Squared distance between the reconstructed KM ratio and the curve's.
 
@@ -173,3 +172,31 @@ def fit_error(ts, rs, n0, d, cens):
             n -= d[k]
         err += (km - rs[k]) ** 2
     return err
+
+
+KERNELS = ("_cens", "_alloc", "solve_counts", "fit_error")
+
+
+def compile_kernels() -> None:
+    """Replace the kernels by numba-compiled versions (idempotent).
+
+    The swap is global because the compiled :func:`solve_counts` must call
+    compiled helpers; the results are the same either way. Machine code is
+    cached on disk next to this file, so only the first call after an install
+    compiles (``make setup`` does it, see :func:`warm`).
+    """
+    import numba  # noqa: PLC0415  (loaded only for large work)
+
+    g = globals()
+    for name in KERNELS:
+        if not isinstance(g[name], numba.core.registry.CPUDispatcher):
+            g[name] = numba.njit(cache=True)(g[name])
+
+
+def warm() -> None:
+    """Compile the kernels and run them once, filling numba's on-disk cache."""
+    compile_kernels()
+    ts, rs = np.array([1.0, 2.0, 3.0]), np.array([0.9, 0.8, 0.7])
+    md, theta, empty = np.zeros(3, dtype=np.int64), np.full(3, 0.5), np.zeros(0)
+    d, c = solve_counts(ts, rs, md, 10, 5, 0.0, 4.0, 4.0, theta, 1.0, False, empty, empty)
+    fit_error(ts, rs, 10, d, np.linspace(0.5, 3.5, c))
