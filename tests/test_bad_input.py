@@ -191,3 +191,30 @@ def test_curve_file_parsing(tmp_path: Path) -> None:
     with pytest.raises(InputError) as ei:
         load_trial(p)
     assert ei.value.field == "arms.combined.curve"
+
+
+def test_median_is_checked_against_landmarks_within_its_rounding(tmp_path: Path) -> None:
+    """A median printed as 0.3 may be 0.25: S(0.296) = 0.398 does not contradict it, S(0.24) does."""
+    text = """[trial]
+name = "t"
+endpoint = "survival"
+time_unit = "years"
+reference_arm = "a"
+
+[arms.a]
+n = 100
+events = 80
+median = { estimate = 0.3, lower = 0.2, upper = 0.3 }
+survival = [{ time = LANDMARK, estimate = 0.398, lower = 0.3, upper = 0.49 }]
+
+[arms.b]
+n = 100
+events = 80
+"""
+    p = tmp_path / "t.toml"
+    p.write_text(text.replace("LANDMARK", "0.296"))
+    assert load_trial(p).arms["a"].median.estimate == 0.3
+    p.write_text(text.replace("LANDMARK", "0.24"))
+    with pytest.raises(InputError) as ei:
+        load_trial(p)
+    assert ei.value.field == "arms.a.median"

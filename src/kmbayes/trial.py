@@ -404,13 +404,16 @@ def _parse_arm(arm_id: str, v: Any, base: Path | None, ci: str = "log-log") -> A
         curve_path = _str(tbl["curve"], f"{fld}.curve")
         curve = read_curve(_curve_file(curve_path, base, f"{fld}.curve"), f"{fld}.curve")
     if median is not None:
+        # The printed median is rounded: the curve crossed 0.5 within half a
+        # unit of its last decimal.
+        q = half_unit(median.estimate)
         for lm in survival:
-            if lm.time < median.estimate and lm.estimate < 0.5 - _ROUNDING:
+            if lm.time < median.estimate - q and lm.estimate < 0.5 - _ROUNDING:
                 raise InputError(
                     f"{fld}.median",
                     f"median {median.estimate:g} is inconsistent with S({lm.time:g}) = {lm.estimate:g}",
                 )
-            if lm.time > median.estimate and lm.estimate > 0.5 + _ROUNDING:
+            if lm.time > median.estimate + q and lm.estimate > 0.5 + _ROUNDING:
                 raise InputError(
                     f"{fld}.median",
                     f"median {median.estimate:g} is inconsistent with S({lm.time:g}) = {lm.estimate:g}",
@@ -526,14 +529,22 @@ def _ci_scale(kind: str):
     return (lambda s: np.arcsin(np.sqrt(s))), (lambda s: 0.5 / np.sqrt(s * (1.0 - s)))
 
 
+def half_unit(x: float, min_dec: int = 0) -> float:
+    """Half a unit of the last decimal ``x`` was printed with (at least ``min_dec``, at most 6).
+
+    Trial-file numbers are decimal literals, so ``repr`` shows the printed
+    digits, except trailing zeros (a parsed ``6.0`` is ``6``).
+    """
+    r = repr(float(x))
+    dec = min_dec
+    if "e" not in r and "." in r:
+        dec = max(dec, len(r.split(".")[1].rstrip("0")))
+    return 0.5 * 10.0 ** -min(dec, 6)
+
+
 def _half_unit(*xs: float) -> float:
     """Half a unit of the last decimal the numbers were printed with (>= 3 decimals)."""
-    dec = 3
-    for x in xs:
-        r = repr(float(x))
-        if "e" not in r and "." in r:
-            dec = max(dec, len(r.split(".")[1].rstrip("0")))
-    return 0.5 * 10.0 ** -min(dec, 6)
+    return min(half_unit(x, 3) for x in xs)
 
 
 def ci_misfit(lm: Landmark, kind: str) -> float | None:
@@ -609,9 +620,7 @@ def reconstruction_checks(trial: Trial) -> list[str]:
                         )
             if arm.median is not None:
                 # A printed median may be up to half a unit of its last decimal early.
-                r = repr(arm.median.estimate)
-                dec = len(r.split(".")[1].rstrip("0")) if "." in r and "e" not in r else 0
-                q = arm.median.estimate + 0.5 * 10.0**-dec
+                q = arm.median.estimate + half_unit(arm.median.estimate)
                 if ar.time > q + 1e-9 and ar.n > 0.5 * arm.n + 1:
                     raise InputError(
                         f"{fld}.at_risk[{j}].n",

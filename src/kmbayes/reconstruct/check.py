@@ -53,7 +53,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..km import cox_two_group, km, logrank, reverse_km_median
-from ..trial import Trial
+from ..trial import Trial, half_unit
 
 HELD_OUT = "held out (never used to reconstruct)"
 COLUMNS = ("section", "arm", "statistic", "published", "replicate1", "min", "max", "note", "tolerance", "verdict")
@@ -90,15 +90,6 @@ class CheckRow:
         )
 
 
-def _half_unit(x: float, min_dec: int = 0) -> float:
-    """Half a unit of the last decimal ``x`` was printed with (at least ``min_dec``)."""
-    r = repr(float(x))
-    dec = min_dec
-    if "e" not in r and "." in r:
-        dec = max(dec, len(r.split(".")[1].rstrip("0")))
-    return 0.5 * 10.0 ** -min(dec, 6)
-
-
 def _jump_spacing(times: np.ndarray, q: float) -> float:
     """Larger gap between ``q`` and the nearest jump times on either side."""
     if not math.isfinite(q) or times.size == 0:
@@ -127,10 +118,10 @@ def _arm_tolerances(trial: Trial, rep) -> dict[tuple[str, str], float]:
             y_after = max(int(np.sum(t > lm.time)), 1)
             step = float(s) / y_after
             key = f"S({lm.time:g})"
-            out[(arm_id, key)] = _half_unit(lm.estimate, 3) + 0.5 * step + 2 * read_s
+            out[(arm_id, key)] = half_unit(lm.estimate, 3) + 0.5 * step + 2 * read_s
             for b, v in (("lower", lm.lower), ("upper", lm.upper)):
                 if v is not None:
-                    out[(arm_id, f"{key} {b}")] = _half_unit(v, 3) + step + 2 * read_s
+                    out[(arm_id, f"{key} {b}")] = half_unit(v, 3) + step + 2 * read_s
         if arm.median is not None:
             jumps = f.time[f.d > 0]
             lo, hi = f.median_ci(kind=arm.ci)
@@ -139,7 +130,7 @@ def _arm_tolerances(trial: Trial, rep) -> dict[tuple[str, str], float]:
                                 ("median upper", arm.median.upper, hi)):
                 if v is not None:
                     # The CI curves jump where the estimate does.
-                    out[(arm_id, key)] = _half_unit(v) + _jump_spacing(jumps, rec) + 2 * read_t
+                    out[(arm_id, key)] = half_unit(v) + _jump_spacing(jumps, rec) + 2 * read_t
         for ar in arm.at_risk:
             out[(arm_id, f"at risk({ar.time:g})")] = 0.0 if trial.has_curves else max(1.0, math.ceil(0.02 * ar.n))
     return out
@@ -236,7 +227,7 @@ def check_rows(trial: Trial, replicates) -> list[CheckRow]:
     if trial.followup_median is not None:
         r1, lo, hi = rng(eff_vals, "median follow-up")
         t, e, _ = _pooled(trial, replicates[0])
-        tol = _half_unit(trial.followup_median) + _jump_spacing(np.unique(t[e == 0]), r1)
+        tol = half_unit(trial.followup_median) + _jump_spacing(np.unique(t[e == 0]), r1)
         rows.append(CheckRow("followup", "all", "median follow-up", trial.followup_median, r1, lo, hi,
                              "reverse KM", tol, _verdict(trial.followup_median, r1, tol)))
     hr = trial.reported_hr

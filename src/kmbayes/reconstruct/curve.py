@@ -48,9 +48,12 @@ reconstructed risk set), with these changes:
   at risk at the last table time were censored; the reported median
   follow-up (reverse Kaplan-Meier, all arms) does. One spread of the tail's
   censorings, shared by the arms, is chosen so the reconstruction gives the
-  reported follow-up (:func:`_followup_tail_gamma`); a follow-up beyond
+  reported follow-up (:func:`_followup_gammas`); a follow-up beyond
   both the table and anything the tail can give means censoring at the
-  data cut-off, at the end of the curve.
+  data cut-off, at the end of the curve. When the tail alone still misses
+  the reported follow-up by more than its rounding, the spread of the
+  censorings inside the table interval that holds the follow-up is chosen
+  the same way (in a sparse table that interval holds most of them).
 * **Exact total events.** Without a reported follow-up (and without corner
   pairs, which pin the events), the reported total decides how early the
   tail's censorings come (a one-parameter spread, by bisection); then one
@@ -101,6 +104,9 @@ _TAIL_GAMMA = (0.05, 20.0)
 # Range of the tail's censoring spread when the follow-up chooses it: down
 # to 1e-4 puts the censorings at the very end of the curve (a data cut-off).
 _FU_GAMMA = (1e-4, 50.0)
+# Values of that range scanned (evenly on the log scale, with 1) for the
+# spread inside the table interval that holds the follow-up.
+_BODY_SCAN = 15
 # The six constants below (with curve_layout._CORNER_GAP) were chosen
 # jointly, one value serving clicks, traces and corners, by one round of
 # coordinate-wise choice from the earlier values (each constant at 3 values,
@@ -470,6 +476,8 @@ def reconstruct_arm(
     rng: np.random.Generator | None = None,
     *,
     tail_gamma: float | None = None,
+    body_gamma: float = 1.0,
+    body_at: float | None = None,
     _prepared: tuple | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Reconstruct one arm's IPD from its digitized curve and at-risk table.
@@ -487,6 +495,10 @@ def reconstruct_arm(
     rng : numpy.random.Generator, optional
         ``None`` gives the best (deterministic) reconstruction; a generator
         gives a plausible alternative (see module docstring).
+    tail_gamma, body_gamma : float, optional
+        Spread of the censorings (see :func:`_cens_times`) after the table
+        and inside the table interval ``(lo, hi]`` that holds ``body_at``;
+        chosen from the reported follow-up by :func:`_followup_gammas`.
 
     Returns
     -------
@@ -506,7 +518,9 @@ def reconstruct_arm(
     )
     cuts = np.cumsum([0] + [len(g.ts) for g in segs])
 
-    gammas = [1.0] * len(segs)  # censoring spread per segment (see _cens_times)
+    # Censoring spread per segment (see _cens_times).
+    gammas = [float(body_gamma) if body_at is not None and not g.tail and g.lo < body_at <= g.hi else 1.0
+              for g in segs]
     fixed_tail = tail_gamma is not None and bool(segs) and segs[-1].tail
     if fixed_tail:
         gammas[-1] = float(tail_gamma)
@@ -553,7 +567,7 @@ def reconstruct_arm(
         if fixed_tail and g.tail:
             continue  # the follow-up decides the tail's censorings
         g.shape = _fit_shape(g, sol[i][0], sol[i][1], sigma, g.s0)
-        if g.shape is not None:
+        if g.shape is not None and g.tail:
             gammas[i] = 1.0  # the shape already holds the fitted spread
     sol = fit_tail(solve(theta))
     if events is not None and n_events(sol) != events:
@@ -667,17 +681,12 @@ def reconstruct_curve(
         inputs[arm_id] = (ct, cs, table, arm.n, arm.events, _prepare(ct, cs, table, arm.n, marks))
     if sum(len(v[0]) for v in inputs.values()) * len(out) >= _COMPILE_MIN_WORK:
         _kernel.compile_kernels()
-    gamma = _followup_tail_gamma(trial, inputs)
+    gamma, body = _followup_gammas(trial, inputs)
     for j, arm_id in enumerate(trial.arm_ids):
         ct, cs, table, n, events, prep = inputs[arm_id]
         marks = [(lm.time, lm.estimate) for lm in trial.arms[arm_id].survival]
         trace = is_trace(ct, cs)
-        g_arm = gamma
-        if g_arm is None and any(s.md is not None and s.md.any() for s in prep[2]):
-            # Corner pairs pin the events; the reported total can no longer
-            # say where the tail's censorings fall (it would push them to an
-            # extreme to shift one event): keep Guyot's even spread.
-            g_arm = 1.0
+        g_arm = _arm_tail_gamma(gamma, prep)
         for r in range(len(out)):
             rng = None if r == 0 else np.random.default_rng(children[j * len(out) + r])
             prep_r = prep
@@ -689,61 +698,133 @@ def reconstruct_curve(
                 rt, rs_ = reread_curve(ct, cs, scale, rng)
                 prep_r = _prepare(rt, rs_, table, n, marks)
             out[r][arm_id] = reconstruct_arm(
-                ct, cs, table, n, events, rng, tail_gamma=g_arm, _prepared=prep_r
+                ct, cs, table, n, events, rng, tail_gamma=g_arm, body_gamma=body,
+                body_at=trial.followup_median, _prepared=prep_r
             )
     return out
 
 
-def _followup_tail_gamma(trial: Trial, inputs: dict) -> float | None:
-    """Censoring spread after the at-risk table, chosen to give the reported follow-up.
+def _arm_tail_gamma(gamma: float | None, prep: tuple) -> float | None:
+    """The tail spread an arm uses: the follow-up's, else by its total events.
+
+    Corner pairs pin the events; the reported total can then no longer say
+    where the tail's censorings fall (it would push them to an extreme to
+    shift one event): Guyot's even spread is kept.
+    """
+    if gamma is None and any(s.md is not None and s.md.any() for s in prep[2]):
+        return 1.0
+    return gamma
+
+
+def _followup_gammas(trial: Trial, inputs: dict) -> tuple[float | None, float]:
+    """Censoring spreads (tail, inside the table) that give the reported follow-up.
 
     After the last table time nothing in the figure says when the remaining
     patients were censored, but the median follow-up (reverse Kaplan-Meier,
     all arms) does: it is the time by which half the patients' censoring
     distribution has passed, and when the table stops early most of it lies
-    in the tail. One spread shared by the arms (the same calendar cut-off
-    censors both) is found by bisection on the log scale. ``None`` (keep the
-    default rule) when no follow-up is reported or no arm has a tail.
+    in the tail. One tail spread shared by the arms (the same calendar
+    cut-off censors both) is found by bisection on the log scale; ``None``
+    (keep the default rule) when no arm has a tail.
+
+    When the reconstruction still misses the follow-up by more than the
+    check table accepts (its rounding plus the spacing of the censorings
+    around it), the follow-up falls inside the table, where the table
+    fixes how many are censored in each interval but not where in the
+    interval: the interval that holds it (the same in every arm) decides the
+    reverse Kaplan-Meier median, and one spread for the censorings inside it
+    is then found the same way. In a sparse table that interval may hold
+    most of the censorings. Otherwise the spread is 1 (Guyot's even spread,
+    and the step sizes' shape).
     """
     from ..km import reverse_km_median
+    from ..trial import half_unit
+    from .check import _jump_spacing
 
     target = trial.followup_median
-    if target is None or not all(v[5][2] and v[5][2][-1].tail for v in inputs.values()):
-        return None
+    if target is None:
+        return None, 1.0
+    tails = all(v[5][2] and v[5][2][-1].tail for v in inputs.values())
 
-    def fu(log_g: float) -> float:
+    def fu(log_g: float | None, log_b: float = 0.0, tol: bool = False):
         tt, ee = [], []
         for ct, cs, table, n, events, prep in inputs.values():
-            t, e = reconstruct_arm(ct, cs, table, n, events, None,
-                                   tail_gamma=math.exp(log_g), _prepared=prep)
+            tg = _arm_tail_gamma(None if log_g is None else math.exp(log_g), prep)
+            t, e = reconstruct_arm(ct, cs, table, n, events, None, tail_gamma=tg,
+                                   body_gamma=math.exp(log_b), body_at=target, _prepared=prep)
             tt.append(t)
             ee.append(e)
-        m = reverse_km_median(np.concatenate(tt), np.concatenate(ee))
-        return m if np.isfinite(m) else math.inf
+        t, e = np.concatenate(tt), np.concatenate(ee)
+        m = reverse_km_median(t, e)
+        m = m if np.isfinite(m) else math.inf
+        if tol:  # the check table's tolerance: rounding plus the censorings' spacing
+            return m, half_unit(target) + _jump_spacing(np.unique(t[e == 0]), m)
+        return m
 
-    # Larger gamma: censorings earlier in the tail, shorter follow-up.
-    lo, hi = math.log(_FU_GAMMA[0]), math.log(_FU_GAMMA[1])
-    f_lo, f_hi = fu(lo), fu(hi)
-    table_end = max(max((x for x, _ in v[2]), default=0.0) for v in inputs.values())
-    if target > f_lo and target > table_end:
-        # Longer than even the latest tail censoring gives, and past the
-        # table: most patients were censored at the end (the usual data
-        # cut-off), as late as the rule allows. (A median inside the table
-        # says more about the censorings there than about the tail.)
-        return math.exp(lo)
-    if target < f_hi:
-        # The tail cannot explain the reported follow-up (it is set mostly
-        # inside the table): no reason to push the spread to an extreme.
-        return 1.0
-    best = (abs(fu(0.0) - target), 0.0)
-    for _ in range(20):
-        mid = 0.5 * (lo + hi)
-        f = fu(mid)
-        best = min(best, (abs(f - target), mid))
-        if f > target:
-            lo = mid
+    def bisect(f, lo: float, hi: float) -> float:
+        # f falls as its log spread grows (censorings earlier, shorter follow-up).
+        best = (abs(f(0.0) - target), 0.0)
+        for _ in range(20):
+            mid = 0.5 * (lo + hi)
+            v = f(mid)
+            best = min(best, (abs(v - target), mid))
+            if v > target:
+                lo = mid
+            else:
+                hi = mid
+            if hi - lo < 1e-3:
+                break
+        return best[1]
+
+    log_tail = None
+    if tails:
+        lo, hi = math.log(_FU_GAMMA[0]), math.log(_FU_GAMMA[1])
+        f_lo, f_hi = fu(lo), fu(hi)
+        table_end = max(max((x for x, _ in v[2]), default=0.0) for v in inputs.values())
+        if target > f_lo and target > table_end:
+            # Longer than even the latest tail censoring gives, and past the
+            # table: most patients were censored at the end (the usual data
+            # cut-off), as late as the rule allows. (A median inside the table
+            # says more about the censorings there than about the tail.)
+            log_tail = lo
+        elif target < f_hi:
+            # The tail cannot explain the reported follow-up (it is set mostly
+            # inside the table): no reason to push the spread to an extreme.
+            log_tail = 0.0
         else:
-            hi = mid
-        if hi - lo < 1e-3:
+            log_tail = bisect(fu, lo, hi)
+    inside = any(not g.tail and g.lo < target <= g.hi for v in inputs.values() for g in v[5][2])
+    if inside:
+        f, tol = fu(log_tail, tol=True)
+    if not inside or abs(f - target) <= tol:
+        # Within what the check table accepts: the table's intervals already
+        # place the censorings as well as the follow-up can.
+        return (None if log_tail is None else math.exp(log_tail)), 1.0
+    # The follow-up is not monotone in this spread (events per step follow
+    # the risk set it shapes): scan outwards from the even spread (log 0) and
+    # bisect the first crossing of the target; else keep the closest value.
+    grid = np.unique(np.r_[0.0, np.linspace(math.log(_FU_GAMMA[0]), math.log(_FU_GAMMA[1]), _BODY_SCAN)])
+    diff = {0.0: f - target}
+    best = (abs(f - target), 0.0)
+    bracket = None
+    for b in sorted(grid[grid != 0.0], key=abs):
+        diff[b] = fu(log_tail, b) - target
+        best = min(best, (abs(diff[b]), b))
+        inner = max(grid[grid < b]) if b > 0 else min(grid[grid > b])  # its neighbour towards 0
+        if np.sign(diff[b]) != np.sign(diff[inner]):
+            bracket = (float(inner), float(b), diff[inner])
             break
-    return math.exp(best[1])
+    if bracket is not None:
+        near, far, d_near = bracket
+        for _ in range(10):
+            if best[0] <= tol:
+                break
+            mid = 0.5 * (near + far)
+            d = fu(log_tail, mid) - target
+            best = min(best, (abs(d), mid))
+            if np.sign(d) == np.sign(d_near):
+                near, d_near = mid, d
+            else:
+                far = mid
+    log_body = best[1]
+    return (None if log_tail is None else math.exp(log_tail)), math.exp(log_body)
