@@ -718,3 +718,16 @@ def test_segment_solver_equals_the_reference(compiled, monkeypatch):
                 checked += 1
             seg.shape = None
     assert checked > 100
+
+
+def test_spread_scan_takes_the_crossing_nearest_the_even_spread():
+    """The follow-up is not monotone in the spread: the crossing nearest log 0 wins, found to tolerance."""
+    from kmbayes.reconstruct.curve import _scan_spread
+
+    def miss(b):  # crosses 0 at b = 2.0 and at b = -3.0 (and is never 0 between)
+        return (b - 2.0) * (b + 3.0) / 10.0
+
+    b = _scan_spread(miss, miss(0.0), tol=1e-4)
+    assert abs(b - 2.0) < 0.01 and abs(miss(b)) <= 1e-4
+    # No crossing at all: the smallest miss scanned, here the even spread itself.
+    assert _scan_spread(lambda b: 1.0 + b * b, 1.0, tol=1e-4) == 0.0

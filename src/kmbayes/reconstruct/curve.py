@@ -51,7 +51,7 @@ reconstructed risk set), with these changes:
   reported follow-up (:func:`_followup_gammas`); a follow-up beyond
   both the table and anything the tail can give means censoring at the
   data cut-off, at the end of the curve. When the tail alone still misses
-  the reported follow-up by more than its rounding, the spread of the
+  the reported follow-up by more than the check table accepts, the spread of the
   censorings inside the table interval that holds the follow-up is chosen
   the same way (in a sparse table that interval holds most of them).
 * **Exact total events.** Without a reported follow-up (and without corner
@@ -800,31 +800,36 @@ def _followup_gammas(trial: Trial, inputs: dict) -> tuple[float | None, float]:
         # Within what the check table accepts: the table's intervals already
         # place the censorings as well as the follow-up can.
         return (None if log_tail is None else math.exp(log_tail)), 1.0
-    # The follow-up is not monotone in this spread (events per step follow
-    # the risk set it shapes): scan outwards from the even spread (log 0) and
-    # bisect the first crossing of the target; else keep the closest value.
-    grid = np.unique(np.r_[0.0, np.linspace(math.log(_FU_GAMMA[0]), math.log(_FU_GAMMA[1]), _BODY_SCAN)])
-    diff = {0.0: f - target}
-    best = (abs(f - target), 0.0)
-    bracket = None
-    for b in sorted(grid[grid != 0.0], key=abs):
-        diff[b] = fu(log_tail, b) - target
-        best = min(best, (abs(diff[b]), b))
-        inner = max(grid[grid < b]) if b > 0 else min(grid[grid > b])  # its neighbour towards 0
-        if np.sign(diff[b]) != np.sign(diff[inner]):
-            bracket = (float(inner), float(b), diff[inner])
-            break
-    if bracket is not None:
-        near, far, d_near = bracket
-        for _ in range(10):
-            if best[0] <= tol:
-                break
-            mid = 0.5 * (near + far)
-            d = fu(log_tail, mid) - target
-            best = min(best, (abs(d), mid))
-            if np.sign(d) == np.sign(d_near):
-                near, d_near = mid, d
-            else:
-                far = mid
-    log_body = best[1]
+    log_body = _scan_spread(lambda b: fu(log_tail, b) - target, f - target, tol)
     return (None if log_tail is None else math.exp(log_tail)), math.exp(log_body)
+
+
+def _scan_spread(miss, miss0: float, tol: float) -> float:
+    """Log spread nearest 0 where ``miss`` (signed, ``miss0`` at 0) crosses 0.
+
+    The follow-up is not monotone in the spread inside the table (events per
+    step follow the risk set it shapes), so the range is scanned outwards
+    from the even spread, the first crossing is bisected until within
+    ``tol``, and without a crossing the value with the smallest miss is kept.
+    """
+    grid = np.unique(np.r_[0.0, np.linspace(math.log(_FU_GAMMA[0]), math.log(_FU_GAMMA[1]), _BODY_SCAN)])
+    seen = {0.0: miss0}
+    best = (abs(miss0), 0.0)
+    for b in sorted(grid[grid != 0.0], key=abs):
+        seen[b] = miss(b)
+        best = min(best, (abs(seen[b]), b))
+        inner = max(grid[grid < b]) if b > 0 else min(grid[grid > b])  # its neighbour towards 0
+        if np.sign(seen[b]) != np.sign(seen[inner]):
+            near, far, d_near = float(inner), float(b), seen[inner]
+            for _ in range(10):
+                if best[0] <= tol:
+                    break
+                mid = 0.5 * (near + far)
+                d = miss(mid)
+                best = min(best, (abs(d), mid))
+                if np.sign(d) == np.sign(d_near):
+                    near, d_near = mid, d
+                else:
+                    far = mid
+            break
+    return float(best[1])
