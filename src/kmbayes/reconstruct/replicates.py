@@ -48,11 +48,11 @@ import numpy as np
 
 # SD of the log tilt of the deaths inside an interval (summary engine).
 # Chosen by 5-fold CV (benchmarks/cv_reconstruction.py --mode summary, grid
-# 2.5, 3, 4): the folds chose 3 four times and 2.5 once; held-out coverage
-# of the central 90% of 20 replicates 0.890 (80%: 0.835) over 109 dev
-# figures. The summaries' errors are heavy-tailed (median 0.013, p90 0.056),
-# so calibrated coverage comes with a median |z| of 0.47 rather than the
-# Gaussian 0.67.
+# 2.5, 3, 4, with the summary engine's constants as shipped): the folds
+# chose 3 four times and 2.5 once; held-out coverage of the central 90% of
+# 20 replicates 0.908 (80%: 0.844) over 109 dev figures. The summaries'
+# errors are heavy-tailed (median 0.015, p90 0.055), so calibrated coverage
+# comes with a median |z| of 0.38 rather than the Gaussian 0.67.
 SUMMARY_TILT = 3.0
 # Re-reading error of a digitized curve in units of its estimated reading
 # error (curve engine). Chosen by 5-fold CV (benchmarks/cv_reconstruction.py
