@@ -520,8 +520,8 @@ def test_sparse_table_followup_places_the_censorings_inside_it(name, monkeypatch
         return abs(reverse_km_median(tt, ee) - trial.followup_median)
 
     chosen = followup_miss()
-    orig = C._followup_gammas
-    monkeypatch.setattr(C, "_followup_gammas", lambda tr, inputs: (orig(tr, inputs)[0], 1.0))
+    orig = C.followup_gammas
+    monkeypatch.setattr(C, "followup_gammas", lambda tr, inputs, arm: (orig(tr, inputs, arm)[0], 1.0))
     even = followup_miss()
     assert even > 1.0 and chosen < 0.7 * even
 
@@ -722,7 +722,7 @@ def test_segment_solver_equals_the_reference(compiled, monkeypatch):
 
 def test_spread_scan_takes_the_crossing_nearest_the_even_spread():
     """The follow-up is not monotone in the spread: the crossing nearest log 0 wins, found to tolerance."""
-    from kmbayes.reconstruct.curve import _scan_spread
+    from kmbayes.reconstruct.curve_followup import _scan_spread
 
     def miss(b):  # crosses 0 at b = 2.0 and at b = -3.0 (and is never 0 between)
         return (b - 2.0) * (b + 3.0) / 10.0

@@ -48,7 +48,7 @@ reconstructed risk set), with these changes:
   at risk at the last table time were censored; the reported median
   follow-up (reverse Kaplan-Meier, all arms) does. One spread of the tail's
   censorings, shared by the arms, is chosen so the reconstruction gives the
-  reported follow-up (:func:`_followup_gammas`); a follow-up beyond
+  reported follow-up (:func:`.curve_followup.followup_gammas`); a follow-up beyond
   both the table and anything the tail can give means censoring at the
   data cut-off, at the end of the curve. When the tail alone still misses
   the reported follow-up by more than the check table accepts, the spread of the
@@ -88,6 +88,7 @@ import numpy as np
 from ..trial import Trial
 from . import _segment_kernel as _kernel
 from . import replicates as _reps
+from .curve_followup import arm_tail_gamma, followup_gammas
 from .curve_layout import _pava_nonincreasing, clean_curve, corner_pairs, is_trace
 from .replicates import reread_curve
 
@@ -101,12 +102,6 @@ _THETA_LO, _THETA_HI = 0.2, 0.8
 _THETA_JITTER = 0.25
 # Range of the censoring shape in the tail after the at-risk table.
 _TAIL_GAMMA = (0.05, 20.0)
-# Range of the tail's censoring spread when the follow-up chooses it: down
-# to 1e-4 puts the censorings at the very end of the curve (a data cut-off).
-_FU_GAMMA = (1e-4, 50.0)
-# Values of that range scanned (evenly on the log scale, with 1) for the
-# spread inside the table interval that holds the follow-up.
-_BODY_SCAN = 15
 # The six constants below (with curve_layout._CORNER_GAP) were chosen
 # jointly, one value serving clicks, traces and corners, by one round of
 # coordinate-wise choice from the earlier values (each constant at 3 values,
@@ -498,7 +493,8 @@ def reconstruct_arm(
     tail_gamma, body_gamma : float, optional
         Spread of the censorings (see :func:`_cens_times`) after the table
         and inside the table interval ``(lo, hi]`` that holds ``body_at``;
-        chosen from the reported follow-up by :func:`_followup_gammas`.
+        chosen from the reported follow-up by
+        :func:`.curve_followup.followup_gammas`.
 
     Returns
     -------
@@ -681,12 +677,12 @@ def reconstruct_curve(
         inputs[arm_id] = (ct, cs, table, arm.n, arm.events, _prepare(ct, cs, table, arm.n, marks))
     if sum(len(v[0]) for v in inputs.values()) * len(out) >= _COMPILE_MIN_WORK:
         _kernel.compile_kernels()
-    gamma, body = _followup_gammas(trial, inputs)
+    gamma, body = followup_gammas(trial, inputs, reconstruct_arm)
     for j, arm_id in enumerate(trial.arm_ids):
         ct, cs, table, n, events, prep = inputs[arm_id]
         marks = [(lm.time, lm.estimate) for lm in trial.arms[arm_id].survival]
         trace = is_trace(ct, cs)
-        g_arm = _arm_tail_gamma(gamma, prep)
+        g_arm = arm_tail_gamma(gamma, prep)
         for r in range(len(out)):
             rng = None if r == 0 else np.random.default_rng(children[j * len(out) + r])
             prep_r = prep
@@ -702,134 +698,3 @@ def reconstruct_curve(
                 body_at=trial.followup_median, _prepared=prep_r
             )
     return out
-
-
-def _arm_tail_gamma(gamma: float | None, prep: tuple) -> float | None:
-    """The tail spread an arm uses: the follow-up's, else by its total events.
-
-    Corner pairs pin the events; the reported total can then no longer say
-    where the tail's censorings fall (it would push them to an extreme to
-    shift one event): Guyot's even spread is kept.
-    """
-    if gamma is None and any(s.md is not None and s.md.any() for s in prep[2]):
-        return 1.0
-    return gamma
-
-
-def _followup_gammas(trial: Trial, inputs: dict) -> tuple[float | None, float]:
-    """Censoring spreads (tail, inside the table) that give the reported follow-up.
-
-    After the last table time nothing in the figure says when the remaining
-    patients were censored, but the median follow-up (reverse Kaplan-Meier,
-    all arms) does: it is the time by which half the patients' censoring
-    distribution has passed, and when the table stops early most of it lies
-    in the tail. One tail spread shared by the arms (the same calendar
-    cut-off censors both) is found by bisection on the log scale; ``None``
-    (keep the default rule) when no arm has a tail.
-
-    When the reconstruction still misses the follow-up by more than the
-    check table accepts (its rounding plus the spacing of the censorings
-    around it), the follow-up falls inside the table, where the table
-    fixes how many are censored in each interval but not where in the
-    interval: the interval that holds it (the same in every arm) decides the
-    reverse Kaplan-Meier median, and one spread for the censorings inside it
-    is then found the same way. In a sparse table that interval may hold
-    most of the censorings. Otherwise the spread is 1 (Guyot's even spread,
-    and the step sizes' shape).
-    """
-    from ..km import reverse_km_median
-    from ..trial import half_unit
-    from .check import _jump_spacing
-
-    target = trial.followup_median
-    if target is None:
-        return None, 1.0
-    tails = all(v[5][2] and v[5][2][-1].tail for v in inputs.values())
-
-    def fu(log_g: float | None, log_b: float = 0.0, tol: bool = False):
-        tt, ee = [], []
-        for ct, cs, table, n, events, prep in inputs.values():
-            tg = _arm_tail_gamma(None if log_g is None else math.exp(log_g), prep)
-            t, e = reconstruct_arm(ct, cs, table, n, events, None, tail_gamma=tg,
-                                   body_gamma=math.exp(log_b), body_at=target, _prepared=prep)
-            tt.append(t)
-            ee.append(e)
-        t, e = np.concatenate(tt), np.concatenate(ee)
-        m = reverse_km_median(t, e)
-        m = m if np.isfinite(m) else math.inf
-        if tol:  # the check table's tolerance: rounding plus the censorings' spacing
-            return m, half_unit(target) + _jump_spacing(np.unique(t[e == 0]), m)
-        return m
-
-    def bisect(f, lo: float, hi: float) -> float:
-        # f falls as its log spread grows (censorings earlier, shorter follow-up).
-        best = (abs(f(0.0) - target), 0.0)
-        for _ in range(20):
-            mid = 0.5 * (lo + hi)
-            v = f(mid)
-            best = min(best, (abs(v - target), mid))
-            if v > target:
-                lo = mid
-            else:
-                hi = mid
-            if hi - lo < 1e-3:
-                break
-        return best[1]
-
-    log_tail = None
-    if tails:
-        lo, hi = math.log(_FU_GAMMA[0]), math.log(_FU_GAMMA[1])
-        f_lo, f_hi = fu(lo), fu(hi)
-        table_end = max(max((x for x, _ in v[2]), default=0.0) for v in inputs.values())
-        if target > f_lo and target > table_end:
-            # Longer than even the latest tail censoring gives, and past the
-            # table: most patients were censored at the end (the usual data
-            # cut-off), as late as the rule allows. (A median inside the table
-            # says more about the censorings there than about the tail.)
-            log_tail = lo
-        elif target < f_hi:
-            # The tail cannot explain the reported follow-up (it is set mostly
-            # inside the table): no reason to push the spread to an extreme.
-            log_tail = 0.0
-        else:
-            log_tail = bisect(fu, lo, hi)
-    inside = any(not g.tail and g.lo < target <= g.hi for v in inputs.values() for g in v[5][2])
-    if inside:
-        f, tol = fu(log_tail, tol=True)
-    if not inside or abs(f - target) <= tol:
-        # Within what the check table accepts: the table's intervals already
-        # place the censorings as well as the follow-up can.
-        return (None if log_tail is None else math.exp(log_tail)), 1.0
-    log_body = _scan_spread(lambda b: fu(log_tail, b) - target, f - target, tol)
-    return (None if log_tail is None else math.exp(log_tail)), math.exp(log_body)
-
-
-def _scan_spread(miss, miss0: float, tol: float) -> float:
-    """Log spread nearest 0 where ``miss`` (signed, ``miss0`` at 0) crosses 0.
-
-    The follow-up is not monotone in the spread inside the table (events per
-    step follow the risk set it shapes), so the range is scanned outwards
-    from the even spread, the first crossing is bisected until within
-    ``tol``, and without a crossing the value with the smallest miss is kept.
-    """
-    grid = np.unique(np.r_[0.0, np.linspace(math.log(_FU_GAMMA[0]), math.log(_FU_GAMMA[1]), _BODY_SCAN)])
-    seen = {0.0: miss0}
-    best = (abs(miss0), 0.0)
-    for b in sorted(grid[grid != 0.0], key=abs):
-        seen[b] = miss(b)
-        best = min(best, (abs(seen[b]), b))
-        inner = max(grid[grid < b]) if b > 0 else min(grid[grid > b])  # its neighbour towards 0
-        if np.sign(seen[b]) != np.sign(seen[inner]):
-            near, far, d_near = float(inner), float(b), seen[inner]
-            for _ in range(10):
-                if best[0] <= tol:
-                    break
-                mid = 0.5 * (near + far)
-                d = miss(mid)
-                best = min(best, (abs(d), mid))
-                if np.sign(d) == np.sign(d_near):
-                    near, d_near = mid, d
-                else:
-                    far = mid
-            break
-    return float(best[1])
