@@ -89,7 +89,15 @@ def followup_gammas(trial: Trial, inputs: dict, reconstruct_arm) -> tuple[float 
         return None, 1.0
     tails = all(v[5][2] and v[5][2][-1].tail for v in inputs.values())
 
+    seen: dict = {}  # the searches revisit spreads (0, the chosen tail): reconstruct each once
+
     def fu(log_g: float | None, log_b: float = 0.0, tol: bool = False):
+        if (log_g, log_b) not in seen:
+            seen[log_g, log_b] = _followup(log_g, log_b)
+        m, m_tol = seen[log_g, log_b]
+        return (m, m_tol) if tol else m
+
+    def _followup(log_g: float | None, log_b: float) -> tuple[float, float]:
         tt, ee = [], []
         for ct, cs, table, n, events, prep in inputs.values():
             tg = arm_tail_gamma(None if log_g is None else math.exp(log_g), prep)
@@ -100,9 +108,8 @@ def followup_gammas(trial: Trial, inputs: dict, reconstruct_arm) -> tuple[float 
         t, e = np.concatenate(tt), np.concatenate(ee)
         m = reverse_km_median(t, e)
         m = m if np.isfinite(m) else math.inf
-        if tol:  # the check table's tolerance: rounding plus the censorings' spacing
-            return m, half_unit(target) + _jump_spacing(np.unique(t[e == 0]), m)
-        return m
+        # With it, the check table's tolerance: rounding plus the censorings' spacing.
+        return m, half_unit(target) + _jump_spacing(np.unique(t[e == 0]), m)
 
     def bisect(f, lo: float, hi: float) -> float:
         # f falls as its log spread grows (censorings earlier, shorter follow-up).
