@@ -84,6 +84,13 @@ def _line(e: np.ndarray) -> str:
     return f"median {np.median(e):.4f} p90 {np.quantile(e, 0.9):.4f} max {e.max():.4f}"
 
 
+def _lines(by_name: dict[str, float]) -> str:
+    """Scores of the figures, and separately of their variants when there are any."""
+    orig = np.array([v for n, v in by_name.items() if "~" not in n])
+    var = np.array([v for n, v in by_name.items() if "~" in n])
+    return _line(orig) + (f" [variants: {_line(var)}]" if var.size else "")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", type=Path, default=cvr.DEFAULT_SHARED)
@@ -94,6 +101,8 @@ def main() -> int:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--dump", type=Path, default=None, help="write every score (JSON) here")
+    ap.add_argument("--variants", type=int, default=0,
+                    help="also choose on, and score, N stretched variants of each figure (cv_reconstruction.variants)")
     a = ap.parse_args()
     if not (a.shared / "score.py").exists():
         print(f"skipped: validation material not found at {a.shared}")
@@ -108,6 +117,10 @@ def main() -> int:
         grid[path.strip()] = sorted({shipped[path.strip()], *(float(v) for v in values.split(","))})
     figs = {st: cvr.prepare(a.shared, Path("/tmp") / f"kmbayes_cv_{'summary' if st == 'summary' else 'curve_' + st}",
                             a.mode, "corners" if st == "summary" else st, a.limit) for st in styles}
+    if a.variants:
+        for st in styles:
+            figs[st] += cvr.variants(a.shared, Path("/tmp") / f"kmbayes_cv_variants_{st}", a.mode,
+                                     "corners" if st == "summary" else st, a.variants, a.limit)
     names = [n for n, _, _ in figs[styles[0]]]
     t0 = time.time()
     scores: dict[str, dict[float, dict[str, dict[str, float]]]] = {}
@@ -118,13 +131,13 @@ def main() -> int:
             for v in values:
                 scores[knob][v] = base if v == shipped[knob] else {st: _run(pool, {knob: v}, figs[st], shipped) for st in styles}
                 print(f"one at a time {knob}={v:g}: " + "; ".join(
-                    f"{st} {_line(np.array(list(scores[knob][v][st].values())))}" for st in styles), flush=True)
+                    f"{st} {_lines(scores[knob][v][st])}" for st in styles), flush=True)
 
         def choose(train) -> dict[str, float]:
             return {k: min(vals, key=lambda v, k=k: (_loss(scores[k][v], train), v != shipped[k]))
                     for k, vals in grid.items()}
 
-        held: dict[str, list[float]] = {st: [] for st in styles}
+        held: dict[str, dict[str, float]] = {st: {} for st in styles}
         for k in range(a.folds):
             train = [n for n in names if cvr.fold_of(n, a.folds) != k]
             test = [n for n in names if cvr.fold_of(n, a.folds) == k]
@@ -132,18 +145,18 @@ def main() -> int:
             print(f"fold {k}: chosen " + ", ".join(f"{p}={v:g}" for p, v in cfg.items()), flush=True)
             for st in styles:
                 sub = [f for f in figs[st] if f[0] in set(test)]
-                held[st] += list(_run(pool, cfg, sub, shipped).values())
+                held[st].update(_run(pool, cfg, sub, shipped))
         final = choose(names)
         final_scores = {st: _run(pool, final, figs[st], shipped) for st in styles}
     print(f"seconds {time.time() - t0:.0f}")
     print("chosen on all figures (ship these): " + ", ".join(f"{p}={v:g}" for p, v in final.items()))
     for st in styles:
-        print(f"{st}: nested cross-validated {_line(np.array(held[st]))}; "
-              f"in-sample with the final choice {_line(np.array(list(final_scores[st].values())))}")
+        print(f"{st}: nested cross-validated {_lines(held[st])}; "
+              f"in-sample with the final choice {_lines(final_scores[st])}")
     if a.dump:
         a.dump.write_text(json.dumps({"scores": {k: {str(v): s for v, s in d.items()} for k, d in scores.items()},
                                       "final": final}, default=float))
-    return 0 if all(math.isfinite(x) for st in styles for x in held[st]) else 1
+    return 0 if all(math.isfinite(x) for st in styles for x in held[st].values()) else 1
 
 
 if __name__ == "__main__":

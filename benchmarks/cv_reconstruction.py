@@ -49,8 +49,51 @@ KNOBS = {"summary": "replicates.SUMMARY_TILT", "curve": "replicates.CURVE_READ",
 
 
 def fold_of(name: str, k: int = 5) -> int:
-    """Stable fold of a figure (not Python's salted ``hash``)."""
-    return zlib.crc32(name.encode()) % k
+    """Stable fold of a figure (not Python's salted ``hash``).
+
+    A variant (``name~xI``, see :func:`variants`) falls in its source
+    figure's fold, so no figure is ever on both sides of a split.
+    """
+    return zlib.crc32(name.split("~")[0].encode()) % k
+
+
+VARIANT_SPREAD = 1.4  # variants stretch time by a factor in [1 / 1.4, 1.4]
+
+
+def variants(shared: Path, cache: Path, mode: str, digitize: str, n: int, limit: int | None = None):
+    """``n`` variants of every figure: new trials the engines were not tuned on.
+
+    The dev figures are few, and the engines' choices were made on them: on
+    the scorer's fixed landmark times and digitizing noise. A variant keeps
+    a figure's patients but stretches every time by a factor drawn
+    log-uniformly in ``[1 / VARIANT_SPREAD, VARIANT_SPREAD]`` (so the round
+    landmark times, the at-risk table times and the rounding fall elsewhere
+    on the curve) and, in curve mode, digitizes it with another noise seed.
+    Both are drawn from ``crc32`` of the variant's name (reproducible).
+    """
+    sys.path.insert(0, str(shared))
+    import score  # noqa: PLC0415
+    from kmsummary import cox_hr, write_trial  # noqa: PLC0415
+
+    cache.mkdir(parents=True, exist_ok=True)
+    truth_file = cache / "truth.json"
+    truth = json.loads(truth_file.read_text()) if truth_file.exists() else {}
+    out = []
+    for name, unit, df in score.figures(shared / "kmdata", "all", limit):
+        for i in range(n):
+            vname = f"{name}~x{i}"
+            seed = zlib.crc32(vname.encode())
+            d = cache / vname.replace("(", "_").replace(")", "_").replace("~", "_")
+            toml = d / "trial.toml"
+            if not toml.exists() or vname not in truth:
+                rng = np.random.default_rng(seed)
+                factor = math.exp(rng.uniform(-math.log(VARIANT_SPREAD), math.log(VARIANT_SPREAD)))
+                vdf = df.assign(time=df["time"] * factor)
+                toml, ref = write_trial(vdf, vname, unit, d, mode, seed=seed % 10_000, digitize=digitize)
+                truth[vname] = math.log(cox_hr(vdf, ref)[0])
+            out.append((vname, toml, truth[vname]))
+    truth_file.write_text(json.dumps(truth, indent=0, sort_keys=True))
+    return out
 
 
 def prepare(shared: Path, cache: Path, mode: str, digitize: str, limit: int | None):

@@ -542,6 +542,35 @@ def test_followup_beyond_the_table_means_censoring_at_the_cutoff():
     assert int(((ta > 59) & (ea == 0)).sum()) >= 150
 
 
+def test_followup_is_reached_when_early_censoring_leaves_it_undefined():
+    """Deaths run on after the last censoring: the extreme spread has no follow-up.
+
+    Pushing the tail's censorings to the start of the tail leaves the last
+    patients dying, so the reverse Kaplan-Meier never falls to 0.5 (an
+    infinite median). That end of the search range once read as "follow-up
+    too long for the tail to explain", and the reported follow-up was
+    ignored: here 38.8 was reconstructed against 40.1 published (it was the
+    largest curve-mode HR error on stretched variants of the dev figures,
+    README).
+    """
+    rng = np.random.default_rng(1)
+    ta = np.r_[np.sort(rng.uniform(2, 42, 25)), np.sort(rng.uniform(30, 42, 9))]
+    ea = np.r_[np.ones(25, int), np.zeros(9, int)]
+    rng = np.random.default_rng(101)
+    tb = np.r_[np.sort(rng.uniform(2, 42, 28)), np.sort(rng.uniform(30, 42, 6))]
+    eb = np.r_[np.ones(28, int), np.zeros(6, int)]
+    table = [0, 4, 8, 12, 16, 20, 22]
+    arms = {"a": make_arm("a", ta, ea, km_corners(ta, ea), table),
+            "b": make_arm("b", tb, eb, km_corners(tb, eb), table)}
+    fu = round(reverse_km_median(np.r_[ta, tb], np.r_[ea, eb]), 1)
+    trial = Trial(name="x", time_unit="months", reference_arm="a", arms=arms, followup_median=fu)
+    rep = reconstruct_curve(trial, seed=1, replicates=1)[0]
+    got = reverse_km_median(np.r_[rep["a"][0], rep["b"][0]], np.r_[rep["a"][1], rep["b"][1]])
+    assert got == pytest.approx(fu, abs=0.05 + 0.005 * fu)
+    for arm_id, arm in arms.items():
+        check_counts(arm, *rep[arm_id])
+
+
 def test_landmarks_anchor_levels():
     from kmbayes.reconstruct.curve import _anchor_levels
 

@@ -113,12 +113,14 @@ def followup_gammas(trial: Trial, inputs: dict, reconstruct_arm) -> tuple[float 
 
     def bisect(f, lo: float, hi: float) -> float:
         # f falls as its log spread grows (censorings earlier, shorter follow-up).
+        # An infinite f is short too: the censorings are so early that the
+        # reverse Kaplan-Meier never falls to 0.5 (the last patients die).
         best = (abs(f(0.0) - target), 0.0)
         for _ in range(20):
             mid = 0.5 * (lo + hi)
             v = f(mid)
             best = min(best, (abs(v - target), mid))
-            if v > target:
+            if math.isfinite(v) and v > target:
                 lo = mid
             else:
                 hi = mid
@@ -137,7 +139,7 @@ def followup_gammas(trial: Trial, inputs: dict, reconstruct_arm) -> tuple[float 
             # cut-off), as late as the rule allows. (A median inside the table
             # says more about the censorings there than about the tail.)
             log_tail = lo
-        elif target < f_hi:
+        elif math.isfinite(f_hi) and target < f_hi:
             # The tail cannot explain the reported follow-up (it is set mostly
             # inside the table): no reason to push the spread to an extreme.
             log_tail = 0.0
