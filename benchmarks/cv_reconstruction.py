@@ -71,33 +71,24 @@ def variants(shared: Path, cache: Path, mode: str, digitize: str, n: int, limit:
     on the curve) and, in curve mode, digitizes it with another noise seed.
     Both are drawn from ``crc32`` of the variant's name (reproducible).
     """
-    sys.path.insert(0, str(shared))
-    import score  # noqa: PLC0415
-    from kmsummary import cox_hr, write_trial  # noqa: PLC0415
-
-    cache.mkdir(parents=True, exist_ok=True)
-    truth_file = cache / "truth.json"
-    truth = json.loads(truth_file.read_text()) if truth_file.exists() else {}
-    out = []
-    for name, unit, df in score.figures(shared / "kmdata", "all", limit):
+    def stretched(name, unit, df):
         for i in range(n):
             vname = f"{name}~x{i}"
             seed = zlib.crc32(vname.encode())
-            d = cache / vname.replace("(", "_").replace(")", "_").replace("~", "_")
-            toml = d / "trial.toml"
-            if not toml.exists() or vname not in truth:
-                rng = np.random.default_rng(seed)
-                factor = math.exp(rng.uniform(-math.log(VARIANT_SPREAD), math.log(VARIANT_SPREAD)))
-                vdf = df.assign(time=df["time"] * factor)
-                toml, ref = write_trial(vdf, vname, unit, d, mode, seed=seed % 10_000, digitize=digitize)
-                truth[vname] = math.log(cox_hr(vdf, ref)[0])
-            out.append((vname, toml, truth[vname]))
-    truth_file.write_text(json.dumps(truth, indent=0, sort_keys=True))
-    return out
+            span = math.log(VARIANT_SPREAD)
+            factor = math.exp(np.random.default_rng(seed).uniform(-span, span))
+            yield vname, unit, df.assign(time=df["time"] * factor), seed % 10_000
+
+    return _write_cached(shared, cache, mode, digitize, limit, stretched)
 
 
 def prepare(shared: Path, cache: Path, mode: str, digitize: str, limit: int | None):
     """Write every figure's trial file once; cache the original log HRs."""
+    return _write_cached(shared, cache, mode, digitize, limit, lambda name, unit, df: [(name, unit, df, 0)])
+
+
+def _write_cached(shared, cache, mode, digitize, limit, trials):
+    """Trial files (written once) and original log HRs of ``trials(name, unit, df)``."""
     sys.path.insert(0, str(shared))
     import score  # noqa: PLC0415  (validation material, imported only here)
     from kmsummary import cox_hr, write_trial  # noqa: PLC0415
@@ -106,13 +97,14 @@ def prepare(shared: Path, cache: Path, mode: str, digitize: str, limit: int | No
     truth_file = cache / "truth.json"
     truth = json.loads(truth_file.read_text()) if truth_file.exists() else {}
     out = []
-    for name, unit, df in score.figures(shared / "kmdata", "all", limit):
-        d = cache / name.replace("(", "_").replace(")", "_")
-        toml = d / "trial.toml"
-        if not toml.exists() or name not in truth:
-            toml, ref = write_trial(df, name, unit, d, mode, digitize=digitize)
-            truth[name] = math.log(cox_hr(df, ref)[0])
-        out.append((name, toml, truth[name]))
+    for fig, unit, fig_df in score.figures(shared / "kmdata", "all", limit):
+        for name, unit_, df, seed in trials(fig, unit, fig_df):
+            d = cache / name.replace("(", "_").replace(")", "_").replace("~", "_")
+            toml = d / "trial.toml"
+            if not toml.exists() or name not in truth:
+                toml, ref = write_trial(df, name, unit_, d, mode, seed=seed, digitize=digitize)
+                truth[name] = math.log(cox_hr(df, ref)[0])
+            out.append((name, toml, truth[name]))
     truth_file.write_text(json.dumps(truth, indent=0, sort_keys=True))
     return out
 
