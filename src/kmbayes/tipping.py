@@ -34,6 +34,10 @@ def _psis_k(log_weights: np.ndarray) -> float:
     """Pareto k of PSIS-smoothed log weights (ArviZ 1.x array interface)."""
     from arviz_stats.base import array_stats
 
+    if np.ptp(log_weights) == 0:
+        # Equal weights: the target prior is the fitted one, so reweighting
+        # is exact (ArviZ refuses a tail with no spread).
+        return 0.0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         _, k = array_stats.psislw(log_weights - log_weights.max())
