@@ -149,6 +149,8 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--cache", type=Path, default=None, help="where trial files are written (default /tmp)")
     ap.add_argument("--dump", type=Path, default=None, help="write per-figure results (JSON) here")
+    ap.add_argument("--variants", type=int, default=0,
+                    help="also choose on, and score, N stretched variants of each figure (see variants)")
     a = ap.parse_args()
     if not (a.shared / "score.py").exists():
         print(f"skipped: validation material not found at {a.shared}")
@@ -169,6 +171,8 @@ def main() -> int:
     style = a.mode if a.mode == "summary" else f"curve_{a.digitize}"
     cache = a.cache or Path("/tmp") / f"kmbayes_cv_{style}"
     figs = prepare(a.shared, cache, a.mode, a.digitize, a.limit)
+    if a.variants:
+        figs += variants(a.shared, Path(f"{cache}_variants"), a.mode, a.digitize, a.variants, a.limit)
     default = getattr(R, knob)
     res: dict[float, dict[str, dict]] = {}
     t0 = time.time()
@@ -200,11 +204,14 @@ def main() -> int:
 
         best = min(grid, key=loss)
         print(f"fold {k}: {len(train)} train, {len(test)} test; chosen {knob}={best:g}")
-        held += [dict(res[best][n], choice=best) for n in test]
+        held += [dict(res[best][n], choice=best, name=n) for n in test]
     if a.dump:
         a.dump.write_text(json.dumps({str(v): res[v] for v in grid}, indent=0, sort_keys=True, default=float))
     print(f"seconds {time.time() - t0:.0f}")
     print(f"cross-validated ({a.folds}-fold, {style}, K={a.K}): {summarise(held)}")
+    if a.variants:
+        print(f"  of which the figures: {summarise([r for r in held if '~' not in r['name']])}")
+        print(f"  of which the variants: {summarise([r for r in held if '~' in r['name']])}")
     return 0
 
 
