@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[test]"
 	@# Compile the curve engine's kernels once, into numba's on-disk cache.
 	$(PY) -c "from kmbayes.reconstruct._segment_kernel import warm; warm()"
+	@# Byte-compile the package, so the CLI's start-up does not compile it on
+	@# every call where PYTHONDONTWRITEBYTECODE is set (as on CI machines).
+	$(PY) -m compileall -q src > /dev/null
 	touch $(STAMP)
 
 run: setup

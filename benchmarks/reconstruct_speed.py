@@ -7,7 +7,9 @@ Runs, side by side in one process tree and on the same machine load:
 * the same on a curve-mode trial (a vendored kmdata figure, both corners of
   every step clicked with small error, at-risk table, landmarks, follow-up),
   and on a simulated curve-mode trial as large as the largest dev figure
-  (2 x 1136 patients: the engine's cost grows with the steps of the curve);
+  (2 x 1136 patients: the engine's cost grows with the steps of the curve),
+  and on the vendored figure digitized as a dense automatic trace (one
+  point per pixel column);
 * ``python -c "import numpy"`` (the floor any numpy CLI pays);
 * in-process: the summary engine vs a naive reconstruction (log-linear
   interpolation of S between the published points, uniform censoring), the
@@ -62,10 +64,13 @@ def large_ipd(n_per_arm: int = 1136, seed: int = 1) -> dict[str, np.ndarray]:
     return {"time": np.round(np.concatenate(t), 3), "event": np.concatenate(e), "arm": np.array(arm)}
 
 
-def curve_trial(d: Path, rows=None, name: str = "curve_trial") -> Path:
+def curve_trial(d: Path, rows=None, name: str = "curve_trial", trace: bool = False) -> Path:
     """Write a curve-mode trial into ``d`` (corners read with small error).
 
     ``rows`` (``time``, ``event``, ``arm``) defaults to the vendored ``FIGURE``.
+    ``trace``: digitize as an automatic extractor does instead, one point per
+    pixel column of a 1000 x 600 plot at the curve's pixel row, jittered by
+    up to a row (the scorer's ``--digitize trace``).
     """
     from kmbayes.km import km, reverse_km_median
 
@@ -92,6 +97,10 @@ def curve_trial(d: Path, rows=None, name: str = "curve_trial") -> Path:
         ct = np.clip(np.array(pts_t) + rng.normal(0, 0.004 * tmax, len(pts_t)), 0, None)
         cs = np.clip(np.array(pts_s) + rng.normal(0, 0.003, len(pts_s)), 0, 1)
         ct[0], cs[0] = 0.0, 1.0
+        if trace:
+            cols = (np.arange(1000) + 0.5) / 1000 * float(t.max())
+            rows_px = np.round(f.survival(cols) * 599 + rng.uniform(-1, 1, cols.size))
+            ct, cs = np.r_[0.0, cols], np.r_[1.0, np.clip(rows_px / 599, 0, 1)]
         (d / f"{name}_{i}.csv").write_text("time,survival\n" + "".join(f"{x:.4f},{y:.4f}\n" for x, y in zip(ct, cs)))
         ar = ", ".join(f"{{ time = {x:g}, n = {int((t >= x).sum())} }}" for x in np.arange(0, 0.9 * tmax, tmax / 8))
         lm = f.ci_at(0.5 * tmax)
@@ -166,6 +175,12 @@ def main() -> int:
             [*KMBAYES, "reconstruct", ctrial, "--out", out, "-q", "--replicates", "100"],
             max(1, a.repeat // 2),
         )
+        ttrial = str(curve_trial(Path(d), None, "trace_trial", trace=True))
+        t_one = wall([*KMBAYES, "reconstruct", ttrial, "--out", out, "-q"], a.repeat)
+        t_hundred = wall(
+            [*KMBAYES, "reconstruct", ttrial, "--out", out, "-q", "--replicates", "100"],
+            max(1, a.repeat // 2),
+        )
         ltrial = str(curve_trial(Path(d), large_ipd(), "large_trial"))
         l_one = wall([*KMBAYES, "reconstruct", ltrial, "--out", out, "-q"], a.repeat)
         l_hundred = wall(
@@ -179,6 +194,8 @@ def main() -> int:
     print(f"{'kmbayes reconstruct clocc --replicates 100':44s} {hundred:8.3f} {10.0:7.1f} {hundred / 10.0:6.2f}")
     print(f"{'kmbayes reconstruct curve trial (1 replicate)':44s} {c_one:8.3f} {1.0:7.1f} {c_one / 1.0:6.2f}")
     print(f"{'kmbayes reconstruct curve --replicates 100':44s} {c_hundred:8.3f} {10.0:7.1f} {c_hundred / 10.0:6.2f}")
+    print(f"{'kmbayes reconstruct dense trace (1 replicate)':44s} {t_one:8.3f} {1.0:7.1f} {t_one / 1.0:6.2f}")
+    print(f"{'kmbayes reconstruct trace --replicates 100':44s} {t_hundred:8.3f} {10.0:7.1f} {t_hundred / 10.0:6.2f}")
     print(f"{'kmbayes reconstruct large curve (2 x 1136)':44s} {l_one:8.3f} {1.0:7.1f} {l_one / 1.0:6.2f}")
     print(f"{'kmbayes reconstruct large --replicates 100':44s} {l_hundred:8.3f} {10.0:7.1f} {l_hundred / 10.0:6.2f}")
     print(f"{'in-process: summary engine (1 replicate)':44s} {eng:8.3f}")
