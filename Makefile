@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	@# Compile the curve engine's kernels once, into numba's on-disk cache.
 	$(PY) -c "from kmbayes.reconstruct._segment_kernel import warm; warm()"
 	@# Byte-compile the package, so the CLI's start-up does not compile it on
-	@# every call where PYTHONDONTWRITEBYTECODE is set (as on CI machines).
+	@# every call where PYTHONDONTWRITEBYTECODE is set (as on this project's machines).
 	$(PY) -m compileall -q src > /dev/null
 	touch $(STAMP)
 

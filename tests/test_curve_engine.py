@@ -549,9 +549,9 @@ def test_followup_is_reached_when_early_censoring_leaves_it_undefined():
     patients dying, so the reverse Kaplan-Meier never falls to 0.5 (an
     infinite median). That end of the search range once read as "follow-up
     too long for the tail to explain", and the reported follow-up was
-    ignored: here 38.8 was reconstructed against 40.1 published (it was the
-    largest curve-mode HR error on stretched variants of the dev figures,
-    README).
+    ignored: here 38.8 was reconstructed against 40.1 published. The same
+    fault gave the largest curve-mode HR error on stretched variants of the
+    dev figures (README).
     """
     rng = np.random.default_rng(1)
     ta = np.r_[np.sort(rng.uniform(2, 42, 25)), np.sort(rng.uniform(30, 42, 9))]

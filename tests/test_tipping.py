@@ -26,5 +26,5 @@ def test_threshold_met_exactly_at_the_fitted_prior(monkeypatch):
 
 
 def test_pareto_k_of_spread_weights_is_computed():
-    lw = np.random.default_rng(1).standard_t(2, 600)
-    assert np.isfinite(tipping._psis_k(lw)) and tipping._psis_k(lw) != 0.0
+    k = tipping._psis_k(np.random.default_rng(1).standard_t(2, 600))
+    assert np.isfinite(k) and k != 0.0
